@@ -1,0 +1,227 @@
+"""Equalized Focal Loss (EFL) for sigmoid (one-vs-all) dense detection heads.
+
+Li et al., "Equalized Focal Loss for Dense Long-Tailed Object Detection", CVPR 2022,
+https://arxiv.org/abs/2201.02593 (reference implementation: ModelTC/EOD ``efl.py``).
+"""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+from torch import Tensor
+
+from ..registry import register
+from .dual_focal_loss import ElementwiseSigmoidLoss, check_gamma
+from .focal_loss import sigmoid_focal_loss
+from .utils import all_reduce_sum
+
+
+def equalization_factors(pos_grad: Tensor,
+                         neg_grad: Tensor,
+                         gamma_b: float = 2.0,
+                         s: float = 8.0) -> Tuple[Tensor, Tensor, Tensor]:
+    """Per-class ``g_j``, ``gamma_j`` and ``w_j`` from accumulated gradient magnitudes.
+
+    ``g_j = clamp(G+_j / G-_j, 0, 1)``, ``gamma_j = gamma_b + s * (1 - g_j)``,
+    ``w_j = gamma_j / gamma_b``. A class without statistics (``G-_j = 0``, e.g. before the first
+    training step) gets ``g_j = 1``, i.e. ``gamma_j = gamma_b`` and ``w_j = 1``: plain focal loss.
+
+    Args:
+        pos_grad: ``G+`` of shape ``(C,)``.
+        neg_grad: ``G-`` of shape ``(C,)``.
+        gamma_b: Base focusing parameter ``gamma_b``.
+        s: Scale factor ``s``.
+
+    Returns:
+        ``(g_j, gamma_j, w_j)``, each ``(C,)``, detached.
+    """
+    pos_grad, neg_grad = pos_grad.detach(), neg_grad.detach()
+    ratio = pos_grad / neg_grad.clamp(min=torch.finfo(neg_grad.dtype).tiny)
+    g_j = torch.where(neg_grad > 0, ratio.clamp(0, 1), torch.ones_like(ratio))
+    gamma_j = gamma_b + s * (1 - g_j)
+    return g_j, gamma_j, gamma_j / gamma_b
+
+
+def equalized_focal_loss(pred: Tensor,
+                         target: Tensor,
+                         gamma_j: Tensor,
+                         w_j: Tensor,
+                         alpha: float = 0.25) -> Tensor:
+    """Element-wise Equalized Focal Loss on logits, no reduction.
+
+    ``EFL = alpha_t * w_j * (1 - p_t)^gamma_j * l`` with ``p = sigmoid(x)``,
+    ``p_t = t * p + (1 - t) * (1 - p)``, ``alpha_t = alpha * t + (1 - alpha) * (1 - t)`` and
+    ``l = BCE(x, t)`` in the stable softplus form.
+
+    Args:
+        pred: Logits ``x`` of shape ``(N, C)``.
+        target: Targets ``t`` in [0, 1] of the same shape.
+        gamma_j: Per-class focusing parameters ``(C,)`` (treated as constants).
+        w_j: Per-class weighting factors ``(C,)`` (treated as constants).
+        alpha: Weight of the positive term; a negative value disables ``alpha_t``.
+
+    Returns:
+        The loss of shape ``(N, C)``.
+    """
+    return w_j.detach() * sigmoid_focal_loss(pred, target, gamma_j.detach(), alpha)
+
+
+def equalized_focal_loss_grad(pred: Tensor,
+                              target: Tensor,
+                              gamma_j: Tensor,
+                              w_j: Tensor,
+                              alpha: float = 0.25) -> Tensor:
+    """Analytic ``d EFL / d x`` of :func:`equalized_focal_loss`, element-wise.
+
+    With ``q = 1 - p_t``, ``dq/dx = -(2t - 1) * p * (1 - p)`` and ``dl/dx = p - t``::
+
+        dEFL/dx = alpha_t * w_j * q^gamma_j * [(p - t) - gamma_j * (2t - 1) * l * p(1 - p) / q]
+
+    ``p(1 - p) / q`` is ``p`` for ``t = 1`` and ``1 - p`` for ``t = 0``; where ``q`` is exactly 0
+    (a saturated logit with a binary target) ``p(1 - p)`` is 0 too and the factor ``q^gamma_j``
+    makes the derivative 0, its true limit.
+
+    Args:
+        pred: Logits ``(N, C)``.
+        target: Targets ``(N, C)``.
+        gamma_j: Per-class focusing parameters ``(C,)``.
+        w_j: Per-class weighting factors ``(C,)``.
+        alpha: As in :func:`equalized_focal_loss`.
+
+    Returns:
+        The derivative, shape ``(N, C)``.
+    """
+    p = pred.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(pred, target, reduction='none')
+    q = 1 - (p * target + (1 - p) * (1 - target))
+    sigmoid_over_q = p * (1 - p) / q.clamp(min=torch.finfo(q.dtype).tiny)
+    grad = q.pow(gamma_j) * ((p - target) - gamma_j * (2 * target - 1) * ce * sigmoid_over_q)
+    if alpha >= 0:
+        grad = (alpha * target + (1 - alpha) * (1 - target)) * grad
+    return w_j * grad
+
+
+@register(MODELS)
+class EqualizedFocalLoss(ElementwiseSigmoidLoss):
+    """Equalized Focal Loss (Li et al., CVPR 2022) for sigmoid heads.
+
+    Paper: `Equalized Focal Loss for Dense Long-Tailed Object Detection
+    <https://arxiv.org/abs/2201.02593>`_. For each class ``j``::
+
+        g_j     = clamp(G+_j / G-_j, 0, 1)
+        gamma_j = gamma_b + s * (1 - g_j)          (detached)
+        w_j     = gamma_j / gamma_b                (detached)
+        EFL     = alpha_t * w_j * (1 - p_t)^gamma_j * l
+
+    ``G+_j`` and ``G-_j`` (buffers ``pos_grad`` and ``neg_grad``, saved in checkpoints) are the
+    accumulated magnitudes of ``d EFL / d x`` over the positive (``t = 1``) and negative
+    (``t = 0``) elements of class ``j``; a soft target splits an element's magnitude into
+    ``t`` and ``1 - t`` shares, as the reference implementation does.
+
+    Decisions (the paper leaves them open; the reference collects gradients in a backward hook):
+
+    * **When**: in every forward while the module is in training mode (``model.train()``),
+      *after* the loss has been computed with the current ``g``, so a step's loss never sees its
+      own statistics (as in the reference, whose hook runs during the backward pass). Eval-mode
+      forwards leave the buffers untouched.
+    * **Which gradient**: computed analytically in the forward (no hook, no second graph): the
+      derivative of the element-wise EFL term (current ``gamma_j``, ``w_j``, ``alpha_t``)
+      with respect to the logit, times the element's ``weight``; ignored anchors (weight 0)
+      contribute nothing. The reference uses the gradient of the final scalar loss, which also
+      carries ``loss_weight / avg_factor``; that per-step scalar cancels in the ratio within a
+      step and is left out here, so the statistics do not depend on the caller's
+      normalisation and the per-process sums add up exactly to the global batch's under DDP.
+    * **Initial state**: ``G+ = G- = 0``. A class with ``G-_j = 0`` counts as balanced,
+      ``g_j = 1``, so the first step is plain focal loss (``gamma_j = gamma_b``, ``w_j = 1``),
+      as the reference's initial ``pos_neg = 1``. From then on a class never seen as a
+      positive has ``g_j = 0``: ``gamma_j = gamma_b + s``, ``w_j = 1 + s / gamma_b``.
+    * **DDP**: each step's ``(G+, G-)`` increments are summed over processes (one all-reduce)
+      before accumulation, so every rank holds identical buffers, equal to those of one process
+      on the global batch. Every rank must therefore call the loss the same number of times.
+
+    The statistics are per call: give the loss all pyramid levels of a mini-batch at once
+    (imbfocal's RetinaNet head does); with per-level calls the later levels of a step already
+    see the earlier levels' statistics.
+
+    Args:
+        num_classes: Number of classes ``C``. None (default) takes it from the first logits
+            (or from a loaded checkpoint); the buffers are empty until then.
+        use_sigmoid: Must be True (heads read it from the config); False raises ValueError.
+        gamma_b: Base focusing parameter, at least 1. Defaults to 2.
+        s: Scale factor ``s``, non-negative. Defaults to 8.
+        alpha: Weight of positives in ``alpha_t``; negative disables it. Defaults to 0.25.
+        reduction: ``'none'``, ``'mean'`` or ``'sum'``. Defaults to ``'mean'``.
+        loss_weight: Multiplier applied to the reduced loss. Defaults to 1.
+    """
+
+    def __init__(self,
+                 num_classes: Optional[int] = None,
+                 use_sigmoid: bool = True,
+                 gamma_b: float = 2.0,
+                 s: float = 8.0,
+                 alpha: float = 0.25,
+                 reduction: str = 'mean',
+                 loss_weight: float = 1.0) -> None:
+        super().__init__(use_sigmoid, reduction, loss_weight)
+        check_gamma(gamma_b, 'gamma_b')
+        if gamma_b == 0:
+            raise ValueError('gamma_b must be at least 1: w_j = gamma_j / gamma_b')
+        if s < 0:
+            raise ValueError(f's must be non-negative, got {s}')
+        if num_classes is not None and num_classes < 1:
+            raise ValueError(f'num_classes must be positive, got {num_classes}')
+        self.gamma_b = gamma_b
+        self.s = s
+        self.alpha = alpha
+        self.register_buffer('pos_grad', torch.zeros(num_classes or 0))
+        self.register_buffer('neg_grad', torch.zeros(num_classes or 0))
+
+    @property
+    def num_classes(self) -> Optional[int]:
+        """``C``, or None while the buffers are still empty."""
+        return self.pos_grad.numel() or None
+
+    def _materialize(self, num_classes: int, device: torch.device) -> None:
+        """Give the empty buffers ``num_classes`` zeros (first forward or checkpoint load)."""
+        self.pos_grad = self.pos_grad.new_zeros(num_classes, device=device)
+        self.neg_grad = self.neg_grad.new_zeros(num_classes, device=device)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        saved = state_dict.get(prefix + 'pos_grad')
+        if self.num_classes is None and saved is not None:
+            self._materialize(saved.numel(), self.pos_grad.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def class_factors(self) -> Tuple[Tensor, Tensor, Tensor]:
+        """The current ``(g_j, gamma_j, w_j)``, each of shape ``(C,)``."""
+        return equalization_factors(self.pos_grad, self.neg_grad, self.gamma_b, self.s)
+
+    @torch.no_grad()
+    def _accumulate(self, pred: Tensor, target: Tensor, weight: Optional[Tensor],
+                    gamma_j: Tensor, w_j: Tensor) -> None:
+        """Add this step's ``G+`` and ``G-`` (summed over processes) to the buffers."""
+        grad = equalized_focal_loss_grad(pred, target, gamma_j, w_j, self.alpha).abs()
+        if weight is not None:
+            grad = grad * weight.abs()
+        step = torch.stack([(grad * target).sum(0), (grad * (1 - target)).sum(0)])
+        step = all_reduce_sum(step)
+        self.pos_grad += step[0]
+        self.neg_grad += step[1]
+
+    def elementwise(self, pred: Tensor, target: Tensor, weight: Optional[Tensor]) -> Tensor:
+        """Element-wise EFL with the current state; in training, then update ``G+-``.
+
+        Raises:
+            ValueError: If ``pred`` is not ``(N, C)`` with the module's ``C``.
+        """
+        if self.num_classes is None and pred.dim() == 2:
+            self._materialize(pred.size(1), pred.device)
+        if pred.dim() != 2 or pred.size(1) != self.num_classes:
+            raise ValueError(f'{type(self).__name__} expects logits of shape (N, '
+                             f'{self.num_classes}) (num_classes={self.num_classes}), got '
+                             f'{tuple(pred.shape)}')
+        _, gamma_j, w_j = self.class_factors()
+        loss = equalized_focal_loss(pred, target, gamma_j, w_j, self.alpha)
+        if self.training:
+            self._accumulate(pred.detach(), target, weight, gamma_j, w_j)
+        return loss
