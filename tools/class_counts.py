@@ -1,0 +1,65 @@
+"""Write a class counts file for ``class_counts=`` of the count-weighted losses.
+
+Examples:
+    python tools/class_counts.py configs/retinanet/retinanet_r50_fpn_afl_1x_lvis-v1.py \
+        --out lvis_counts.json
+    python tools/class_counts.py data/coco/annotations/instances_train2017.json \
+        --out coco_image_counts.json --count-type images
+
+From a config, the training dataset (``train_dataloader.dataset``) is built through
+MMDetection's registry and counted with ``imbfocal.class_counts.counts_from_dataset``; from an
+annotation json (COCO or LVIS) with ``load_class_counts``. The file format is described in
+``imbfocal/class_counts.py``.
+"""
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+from imbfocal.class_counts import (COUNT_TYPES, Counts, counts_from_dataset, load_class_counts,
+                                   save_class_counts)
+
+
+def counts_from_config(config: str, count_type: str, cfg_options: Optional[dict]) -> Counts:
+    """Build the training dataset of an MMDetection config and count it."""
+    import imbfocal  # noqa: F401  (registers the plugin before the config's types are built)
+    from mmdet.registry import DATASETS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.utils import import_modules_from_strings
+
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    return counts_from_dataset(DATASETS.build(cfg.train_dataloader.dataset), count_type)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    from mmengine.config import DictAction
+
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('source', help='an MMDetection config, or a COCO / LVIS annotation json')
+    parser.add_argument('--out', required=True, help='counts file to write (json)')
+    parser.add_argument('--count-type', choices=COUNT_TYPES, default='instances',
+                        help='count boxes per class (instances) or images per class')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, as in MMDetection tools')
+    args = parser.parse_args(argv)
+
+    if args.source.endswith('.json'):
+        if args.cfg_options:
+            parser.error('--cfg-options applies to a config, not to an annotation json')
+        counts, names = load_class_counts(args.source, args.count_type)
+    else:
+        counts, names = counts_from_config(args.source, args.count_type, args.cfg_options)
+    save_class_counts(args.out, counts, names, args.count_type, source=args.source)
+    print(f'{os.path.abspath(args.out)}: {len(counts)} classes, {sum(counts)} '
+          f'{args.count_type} in all, {sum(c == 0 for c in counts)} classes with none',
+          file=sys.stderr)
+
+
+if __name__ == '__main__':
+    main()
