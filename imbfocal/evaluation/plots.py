@@ -1,0 +1,92 @@
+"""Grouped bar chart of AP by frequency group (AP, APr, APc, APf) for several runs.
+
+Drawn with matplotlib's Agg renderer through ``matplotlib.figure.Figure`` (no pyplot, so no
+display is needed and the caller's matplotlib backend is left alone).
+"""
+import os
+from typing import Dict, Mapping, Sequence
+
+import numpy as np
+
+DEFAULT_KEYS = ('AP', 'APr', 'APc', 'APf')
+
+
+def plot_frequency_ap(results: Mapping[str, Mapping[str, float]], out_png: str,
+                      keys: Sequence[str] = DEFAULT_KEYS, title: str = 'AP by class frequency',
+                      ylabel: str = 'AP') -> str:
+    """Draw one group of bars per key (AP, APr, APc, APf) with one bar per run.
+
+    Args:
+        results: ``{run name: {'AP': .., 'APr': .., 'APc': .., 'APf': ..}}``. A missing key, a
+            NaN or a negative value (LVIS's -1 for an empty group) is drawn as an empty slot
+            marked "n/a".
+        out_png: Output path; parent folders are created.
+        keys: Which entries of each run to draw, in order.
+        title: Figure title.
+        ylabel: Y axis label.
+
+    Returns:
+        ``out_png``.
+
+    Raises:
+        ValueError: If ``results`` is empty.
+    """
+    if not results:
+        raise ValueError('plot_frequency_ap needs at least one run in results')
+    from matplotlib.figure import Figure  # no pyplot: renders with Agg, global state untouched
+
+    names = list(results)
+    values = np.array([[_value(results[n], k) for k in keys] for n in names])
+    width = 0.8 / len(names)
+    x = np.arange(len(keys))
+    fig = Figure(figsize=(max(6.0, 1.6 * len(keys) + 0.4 * len(names)), 4.0))
+    ax = fig.subplots()
+    for i, name in enumerate(names):
+        pos = x - 0.4 + width * (i + 0.5)
+        bars = ax.bar(pos, np.nan_to_num(values[i], nan=0.0), width, label=name)
+        _annotate(ax, bars, values[i])
+    ax.set_xticks(x)
+    ax.set_xticklabels(list(keys))
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    top = np.nanmax(values) if np.isfinite(values).any() else 1.0
+    ax.set_ylim(0, max(top * 1.2, 0.05))
+    ax.legend(fontsize='small', ncol=min(len(names), 3))
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
+    fig.savefig(out_png, dpi=120)
+    return out_png
+
+
+def _value(run: Mapping[str, float], key: str) -> float:
+    value = run.get(key)
+    if value is None or not np.isfinite(value) or value < 0:
+        return float('nan')
+    return float(value)
+
+
+def _annotate(ax, bars, values: np.ndarray) -> None:
+    for bar, value in zip(bars, values):
+        label = 'n/a' if np.isnan(value) else f'{value:.3f}'
+        ax.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha='center', va='bottom', fontsize=7, rotation=90 if len(label) > 4 else 0,
+                    xytext=(0, 2), textcoords='offset points')
+
+
+def frequency_results(metrics: Mapping[str, float], prefix: str = '') -> Dict[str, float]:
+    """Pick AP, APr, APc, APf out of a metric dict, e.g. ``{'lvis/bbox_mAP': ..}``.
+
+    Args:
+        metrics: Keys as ``LongTailMetric`` writes them (``[prefix/]bbox_mAP``,
+            ``bbox_APr``...).
+        prefix: The part before ``mAP`` / ``APr``, e.g. ``'lvis/bbox_'``; found if empty.
+
+    Returns:
+        ``{'AP': .., 'APr': .., 'APc': .., 'APf': ..}`` for the keys present.
+    """
+    if not prefix:
+        found = [k[:-len('mAP')] for k in metrics if k.endswith('mAP')]
+        prefix = found[0] if found else ''
+    names = {'AP': 'mAP', 'APr': 'APr', 'APc': 'APc', 'APf': 'APf'}
+    return {short: float(metrics[prefix + key]) for short, key in names.items()
+            if prefix + key in metrics}

@@ -1,0 +1,211 @@
+"""digits-LT generator, its CLI and the datasets that read it."""
+import filecmp
+import importlib.util
+import json
+import os
+from collections import defaultdict
+
+import cv2
+import numpy as np
+import pytest
+
+from imbfocal.datasets.digits_lt import (CLASSES, DigitsLTConfig, generate_digits_lt,
+                                         long_tail_counts, train_class_image_counts)
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Small and quick; the same shape of profile as the default preset.
+SMALL = dict(train_images=60, val_images=20, max_class_images=40, imbalance_factor=20.0,
+             val_class_images=5, image_size=96, digit_size=(16, 32))
+
+
+def load(out, name):
+    with open(os.path.join(out, 'annotations', name), encoding='utf-8') as f:
+        return json.load(f)
+
+
+def per_class_stats(ann):
+    images, instances = defaultdict(set), defaultdict(int)
+    for a in ann['annotations']:
+        images[a['category_id']].add(a['image_id'])
+        instances[a['category_id']] += 1
+    return {c: len(v) for c, v in images.items()}, dict(instances)
+
+
+@pytest.fixture(scope='module')
+def small_build(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('dlt') / 'a')
+    meta = generate_digits_lt(out, DigitsLTConfig(seed=0, **SMALL))
+    return out, meta
+
+
+def test_same_seed_same_files_other_seed_differs(small_build, tmp_path):
+    out, _ = small_build
+    again, other = str(tmp_path / 'again'), str(tmp_path / 'other')
+    generate_digits_lt(again, DigitsLTConfig(seed=0, **SMALL))
+    generate_digits_lt(other, DigitsLTConfig(seed=1, **SMALL))
+    for rel in ('annotations/instances_train.json', 'annotations/lvis_v1_val.json',
+                'train/000001.png', 'val/000007.png'):
+        assert filecmp.cmp(os.path.join(out, rel), os.path.join(again, rel), shallow=False)
+    assert not filecmp.cmp(os.path.join(out, 'train/000001.png'),
+                           os.path.join(other, 'train/000001.png'), shallow=False)
+    assert load(out, 'instances_train.json') != load(other, 'instances_train.json')
+
+
+def test_source_digits_disjoint_between_splits(small_build):
+    _, meta = small_build
+    train, val = set(meta['train']['source_indices']), set(meta['val']['source_indices'])
+    assert train and val and not train & val
+
+
+def test_train_long_tailed_and_val_balanced(small_build):
+    out, meta = small_build
+    expected = long_tail_counts(40, 20.0)  # class d has rank d ('fixed' order)
+    train_imgs, train_inst = per_class_stats(load(out, 'instances_train.json'))
+    assert [train_imgs[d + 1] for d in range(10)] == expected
+    assert all(train_inst[c] >= train_imgs[c] for c in train_imgs)
+    val_imgs, _ = per_class_stats(load(out, 'instances_val.json'))
+    assert [val_imgs[d + 1] for d in range(10)] == [5] * 10
+    assert meta['train']['image_counts'] == dict(zip(CLASSES, expected))
+    # The default preset: IF 100 from 500 images down to 5, two LVIS-rare classes.
+    default = train_class_image_counts(DigitsLTConfig())
+    assert default == [500, 300, 180, 108, 65, 39, 23, 14, 8, 5]
+    assert default[0] / default[-1] == 100
+
+
+def test_lvis_fields(small_build):
+    out, _ = small_build
+    train, val = load(out, 'lvis_v1_train.json'), load(out, 'lvis_v1_val.json')
+    imgs, inst = per_class_stats(train)
+    assert train['categories'] == val['categories']  # train statistics in both, as LVIS
+    for cat in train['categories']:
+        assert cat['image_count'] == imgs[cat['id']]
+        assert cat['instance_count'] == inst[cat['id']]
+        n = cat['image_count']
+        assert cat['frequency'] == ('r' if n <= 10 else 'c' if n <= 100 else 'f')
+        assert cat['name'] == CLASSES[cat['id'] - 1] and cat['synset']
+    assert {c['frequency'] for c in train['categories']} == {'r', 'c'}  # 40 images max
+    assert sum(c['frequency'] == 'r' for c in train['categories']) >= 2
+    for split, data in (('train', train), ('val', val)):
+        present = defaultdict(set)
+        for a in data['annotations']:
+            present[a['image_id']].add(a['category_id'])
+            assert set(a) >= {'id', 'image_id', 'category_id', 'bbox', 'area'}
+        for img in data['images']:
+            assert img['not_exhaustive_category_ids'] == []
+            assert set(img['neg_category_ids']) == set(range(1, 11)) - present[img['id']]
+            assert img['file_name'] == img['coco_url'] == f"{split}/{img['id']:06d}.png"
+
+
+def test_boxes_inside_images_and_around_ink(small_build):
+    out, _ = small_build
+    for split in ('train', 'val'):
+        ann = load(out, f'instances_{split}.json')
+        sizes = {i['id']: (i['width'], i['height']) for i in ann['images']}
+        for i in ann['images'][:5]:
+            img = cv2.imread(os.path.join(out, i['file_name']), cv2.IMREAD_GRAYSCALE)
+            assert img.shape == (i['height'], i['width'])
+        for a in ann['annotations']:
+            x, y, w, h = a['bbox']
+            W, H = sizes[a['image_id']]
+            assert 0 <= x and 0 <= y and x + w <= W and y + h <= H and w >= 1 and h >= 1
+            assert a['area'] == w * h and a['iscrowd'] == 0
+    first = ann['annotations'][0]
+    img = cv2.imread(os.path.join(out, 'val', '000001.png'), cv2.IMREAD_GRAYSCALE)
+    x, y, w, h = first['bbox']
+    assert img[y:y + h, x:x + w].min() < img.mean() - 40  # dark ink inside the box
+
+
+def test_cli_is_idempotent(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location('make_digits_lt',
+                                                  os.path.join(REPO, 'tools', 'make_digits_lt.py'))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    out = str(tmp_path / 'cli')
+    args = ['--out', out, '--train-images', '30', '--val-images', '10', '--max-class-images',
+            '20', '--val-class-images', '3', '--image-size', '64', '--seed', '3']
+    assert cli.main(args) == 0
+    meta = os.path.join(out, 'meta.json')
+    stamp = os.stat(meta).st_mtime_ns
+    with open(meta, encoding='utf-8') as f:
+        assert json.load(f)['params']['imbalance_factor'] == 100.0
+    capsys.readouterr()
+    assert cli.main(args) == 0
+    assert 'up to date' in capsys.readouterr().out
+    assert os.stat(meta).st_mtime_ns == stamp
+    assert cli.main(args[:-1] + ['4']) == 0  # another seed: regenerated
+    assert os.stat(meta).st_mtime_ns != stamp
+
+
+def test_fast_lvis_and_coco_datasets_agree(small_build):
+    from mmdet.datasets import CocoDataset
+
+    from imbfocal.datasets import FastLVISV1Dataset
+    out, _ = small_build
+    meta = dict(classes=CLASSES)
+    coco = CocoDataset(data_root=out, ann_file='annotations/instances_train.json',
+                       data_prefix=dict(img=''), metainfo=meta, pipeline=[])
+    lvis = FastLVISV1Dataset(data_root=out, ann_file='annotations/lvis_v1_train.json',
+                             data_prefix=dict(img=''), metainfo=meta, pipeline=[])
+    assert len(coco) == len(lvis) == 60
+    for i in range(len(coco)):
+        a, b = coco.get_data_info(i), lvis.get_data_info(i)
+        assert a['img_path'] == b['img_path'] and os.path.isfile(a['img_path'])
+        assert a['img_id'] == b['img_id']
+        assert [(x['bbox'], x['bbox_label']) for x in a['instances']] == \
+            [(x['bbox'], x['bbox_label']) for x in b['instances']]
+    with pytest.raises(ValueError, match='metainfo'):
+        FastLVISV1Dataset(data_root=out, ann_file='annotations/lvis_v1_train.json',
+                          data_prefix=dict(img=''), pipeline=[])  # 1,203 LVIS names
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match='preset'):
+        DigitsLTConfig.from_preset('huge')
+    with pytest.raises(ValueError, match='cannot place'):
+        generate_digits_lt('/nonexistent/never', DigitsLTConfig(train_images=10,
+                                                                max_class_images=40))
+    assert np.isclose(DigitsLTConfig.from_preset('large').imbalance_factor, 1000)
+
+
+@pytest.mark.parametrize('fmt', ['lvis', 'coco'])
+def test_long_tail_metric_on_digits_lt_perfect_detections(small_build, fmt):
+    """Ground truth as detections: AP 1 in every group that has classes (no 'f' here)."""
+    import torch
+    from mmdet.structures import DetDataSample
+    from mmengine.evaluator import Evaluator
+    from mmengine.structures import InstanceData
+
+    from imbfocal.evaluation import LongTailMetric
+    out, _ = small_build
+    name = 'lvis_v1_val.json' if fmt == 'lvis' else 'instances_val.json'
+    metric = LongTailMetric(ann_file=os.path.join(out, 'annotations', name),
+                            train_ann_file=os.path.join(out, 'annotations',
+                                                        'instances_train.json'))
+    assert metric.lvis_mode == (fmt == 'lvis')
+    samples = []
+    for img in load(out, name)['images']:
+        anns = [a for a in load(out, name)['annotations'] if a['image_id'] == img['id']]
+        sample = DetDataSample(metainfo=dict(img_id=img['id'], ori_shape=(96, 96)))
+        pred = InstanceData()
+        pred.bboxes = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in
+                                    (a['bbox'] for a in anns)], dtype=torch.float32)
+        pred.scores = torch.ones(len(anns))
+        pred.labels = torch.tensor([a['category_id'] - 1 for a in anns])
+        sample.pred_instances = pred
+        samples.append(sample)
+    evaluator = Evaluator([metric])
+    evaluator.dataset_meta = dict(classes=CLASSES)
+    evaluator.process(data_samples=samples)
+    res = evaluator.evaluate(len(samples))
+    prefix = f'{fmt}/bbox_'
+    assert res[prefix + 'mAP'] == pytest.approx(1.0)
+    assert (res[prefix + 'APr'], res[prefix + 'APc']) == pytest.approx((1.0, 1.0))
+    assert res[prefix + 'APf'] == -1.0
+
+
+def test_foreign_files_are_never_deleted(tmp_path):
+    (tmp_path / 'train').mkdir()
+    (tmp_path / 'train' / 'mine.jpg').write_bytes(b'x')
+    with pytest.raises(FileExistsError, match='did not write'):
+        generate_digits_lt(str(tmp_path), DigitsLTConfig(**SMALL))
+    assert (tmp_path / 'train' / 'mine.jpg').read_bytes() == b'x'

@@ -1,0 +1,27 @@
+"""plot_frequency_ap writes a PNG."""
+import pytest
+
+from imbfocal.evaluation.plots import frequency_results, plot_frequency_ap
+
+
+def test_plot_frequency_ap_writes_png(tmp_path):
+    results = {
+        'focal': dict(AP=0.31, APr=0.05, APc=0.22, APf=0.41),
+        'efl': dict(AP=0.33, APr=0.12, APc=0.25, APf=0.40),
+        'pf (no rare)': dict(AP=0.30, APr=-1.0, APc=0.2, APf=0.39),  # empty group: n/a
+    }
+    out = plot_frequency_ap(results, str(tmp_path / 'sub' / 'freq.png'))
+    data = (tmp_path / 'sub' / 'freq.png').read_bytes()
+    assert out.endswith('freq.png') and len(data) > 1000
+    assert data[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_plot_frequency_ap_needs_results(tmp_path):
+    with pytest.raises(ValueError, match='at least one run'):
+        plot_frequency_ap({}, str(tmp_path / 'x.png'))
+
+
+def test_frequency_results_picks_metric_keys():
+    metrics = {'lvis/bbox_mAP': 0.3, 'lvis/bbox_APr': 0.1, 'lvis/bbox_APc': 0.2,
+               'lvis/bbox_APf': 0.4, 'lvis/bbox_mAP_50': 0.5}
+    assert frequency_results(metrics) == dict(AP=0.3, APr=0.1, APc=0.2, APf=0.4)

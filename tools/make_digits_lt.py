@@ -1,0 +1,61 @@
+#!/usr/bin/env python
+"""Generate the digits-LT long-tailed detection set (see ``imbfocal/datasets/digits_lt.py``).
+
+Examples::
+
+    python tools/make_digits_lt.py                       # data/digits_lt, default preset
+    python tools/make_digits_lt.py --preset large --out data/digits_lt_large
+
+Idempotent: when ``--out`` already holds a complete build with the same parameters
+(``meta.json``), it says so and writes nothing; otherwise the images and annotations are
+(re)written.
+"""
+import argparse
+import sys
+
+from imbfocal.datasets.digits_lt import PRESETS, DigitsLTConfig, generate_digits_lt, is_up_to_date
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--out', default='data/digits_lt', help='output folder')
+    p.add_argument('--preset', default='default', choices=sorted(PRESETS),
+                   help='size preset; the options below override it')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--imbalance-factor', type=float, default=None,
+                   help='n_max / n_min of the train image counts (preset: 100 default, '
+                   '1000 large)')
+    p.add_argument('--image-size', type=int, default=None)
+    p.add_argument('--train-images', type=int, default=None)
+    p.add_argument('--val-images', type=int, default=None)
+    p.add_argument('--max-class-images', type=int, default=None,
+                   help='training images containing the most frequent class')
+    p.add_argument('--val-class-images', type=int, default=None,
+                   help='validation images containing each class')
+    p.add_argument('--max-digits', type=int, default=None, help='digits per image, at most')
+    p.add_argument('--class-order', choices=('fixed', 'shuffled'), default=None,
+                   help="fixed: '0' most frequent ... '9' rarest; shuffled: by seed")
+    p.add_argument('--force', action='store_true', help='regenerate even if up to date')
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    cfg = DigitsLTConfig.from_preset(
+        args.preset, seed=args.seed, imbalance_factor=args.imbalance_factor,
+        image_size=args.image_size, train_images=args.train_images,
+        val_images=args.val_images, max_class_images=args.max_class_images,
+        val_class_images=args.val_class_images, max_digits=args.max_digits,
+        class_order=args.class_order)
+    if not args.force and is_up_to_date(args.out, cfg):
+        print(f'digits-LT in {args.out} is up to date (same parameters in meta.json); '
+              'nothing to do (--force regenerates)')
+        return 0
+    meta = generate_digits_lt(args.out, cfg)
+    print(f"digits-LT: {meta['train']['images']} train / {meta['val']['images']} val images "
+          f"in {args.out} ({meta['seconds']:.1f}s)")
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
