@@ -15,7 +15,7 @@ applied element-wise to the class-balanced focal loss ``L`` (``A_s`` is the iden
 ``lam_s = 0``). ``dA_s/dL = 1 / (1 + lam_s * L)`` damps the largest per-element losses (the
 hardest, and through ``w_c`` the rarest) early in training and fades to 1 as ``s`` reaches 1.
 """
-from typing import Callable, Optional, Union
+from typing import Optional
 
 import torch
 from mmdet.registry import MODELS
@@ -25,22 +25,12 @@ from torch import Tensor
 from ..class_counts import ClassCountsSource
 from ..registry import register
 from .class_balanced_focal_loss import ClassBalancedFocalLoss, GaussianClassBalancedFocalLoss
+from .focal_loss import adaptive_gradient_function
 
-
-def adaptive_gradient_function(loss: Tensor, lam_s: Union[float, Tensor]) -> Tensor:
-    """Element-wise ``A_s(L) = log(1 + lam_s * L) / lam_s``; the identity where ``lam_s = 0``.
-
-    Args:
-        loss: Non-negative element-wise loss ``L``.
-        lam_s: Non-negative damping strength, a float or a scalar tensor.
-
-    Returns:
-        ``A_s(L)`` of ``loss``'s shape and dtype; its gradient is ``1 / (1 + lam_s * L)``.
-    """
-    lam_s = torch.as_tensor(lam_s, dtype=loss.dtype, device=loss.device)
-    # Dividing by a clamped lam_s keeps the unused branch (and its gradient) finite at 0.
-    lam_safe = lam_s.clamp(min=torch.finfo(loss.dtype).tiny)
-    return torch.where(lam_s > 0, torch.log1p(lam_safe * loss) / lam_safe, loss)
+__all__ = [
+    'AdaptiveFocalLoss', 'GaussianAdaptiveFocalLoss', 'AdaptiveGradientMixin',
+    'adaptive_gradient_function'
+]
 
 
 def _running_train_iter() -> Optional[int]:
@@ -80,14 +70,15 @@ class AdaptiveGradientMixin:
             return torch.ones((), dtype=torch.float64, device=self.agf_iter.device)
         return (self.agf_iter.double() / self.agf_iters).clamp(max=1)
 
-    def loss_transform(self) -> Callable[[Tensor], Tensor]:
+    def adaptive_lam(self) -> float:
+        """``lam_s = lam0 * (1 - s)`` for this forward; in training, advances the progress."""
         runner_iter = _running_train_iter() if self.training else None
         if runner_iter is not None:
             self.agf_iter.fill_(runner_iter)
-        lam_s = self.lam0 * (1 - self.progress())
+        lam_s = self.lam0 * (1 - float(self.progress()))
         if self.training and runner_iter is None:
             self.agf_iter += 1
-        return lambda loss: adaptive_gradient_function(loss, lam_s)
+        return lam_s
 
 
 @register(MODELS)

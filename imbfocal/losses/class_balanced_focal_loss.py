@@ -4,19 +4,17 @@ Cui et al., "Class-Balanced Loss Based on Effective Number of Samples", CVPR 201
 https://arxiv.org/abs/1901.05555, applied to the focal loss of Lin et al. (ICCV 2017,
 https://arxiv.org/abs/1708.02002).
 """
-from typing import Callable, Optional, Union
+from typing import Callable, Optional
 
 import torch
-from mmdet.models.losses.utils import weight_reduce_loss
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
 from ..class_counts import ClassCountsMixin, ClassCountsSource
 from ..registry import register
-from .focal_loss import sigmoid_focal_loss
-from .utils import labels_to_targets
-
-REDUCTIONS = ('none', 'mean', 'sum')
+from .base import ElementwiseSigmoidLoss
+from .focal_loss import FocalTerms, adaptive_gradient_function, focal_family_loss
+from .utils import AvgFactor, as_float32, check_reduction, reduce_loss, resolve_reduction
 
 
 def class_balanced_weights(counts: Tensor, beta: float) -> Tensor:
@@ -44,25 +42,9 @@ def class_balanced_weights(counts: Tensor, beta: float) -> Tensor:
     return w_c / w_c.mean()
 
 
-def anchor_class_weights(target: Tensor, w_c: Tensor, bg_weight: float = 1.0) -> Tensor:
-    """Per-anchor weight ``w_{y_i}``, with ``bg_weight`` for background anchors.
-
-    Args:
-        target: Integer labels ``(N,)`` in ``[0, C]`` (``C`` = background), or targets
-            ``(N, C)`` (one-hot or soft); for those, ``y_i`` is the argmax of a row with a
-            positive entry and an all-zero row is background.
-        w_c: Class weights ``(C,)``.
-        bg_weight: Weight of background anchors.
-
-    Returns:
-        Weights of shape ``(N,)``.
-    """
-    num_classes = w_c.numel()
-    w_ext = torch.cat([w_c, w_c.new_full((1, ), bg_weight)])
-    if target.dim() == 2:
-        is_pos = target.gt(0).any(dim=1)
-        target = torch.where(is_pos, target.argmax(dim=1), num_classes)
-    return w_ext[target]
+def label_weights(w_c: Tensor, bg_weight: float = 1.0) -> Tensor:
+    """``a_y`` indexed by an anchor's label ``y`` in ``[0, C]``: ``w_c``, then ``bg_weight``."""
+    return torch.cat([w_c, w_c.new_full((1, ), bg_weight)])
 
 
 def class_balanced_focal_loss(pred: Tensor,
@@ -71,11 +53,11 @@ def class_balanced_focal_loss(pred: Tensor,
                               gamma: float = 2.0,
                               alpha: float = 0.25,
                               bg_weight: float = 1.0) -> Tensor:
-    """Element-wise class-balanced sigmoid focal loss, no reduction.
+    """Element-wise class-balanced sigmoid focal loss, no reduction (reference, autograd).
 
     ``CB_ic = w_{y_i} * alpha_t * (1 - p_t) ** gamma * BCE(x_ic, t_ic)``: every one of the C
     terms of anchor ``i`` is scaled by the weight of its class ``y_i`` (``bg_weight`` for
-    background).
+    background; for targets ``(N, C)``, ``y_i`` is the argmax of a row with a positive entry).
 
     Args:
         pred: Logits ``(N, C)``.
@@ -88,9 +70,8 @@ def class_balanced_focal_loss(pred: Tensor,
     Returns:
         The loss of shape ``(N, C)``.
     """
-    t = labels_to_targets(pred, target)
-    w_y = anchor_class_weights(target, w_c.to(pred.dtype), bg_weight)
-    return sigmoid_focal_loss(pred, t, gamma, alpha) * w_y.unsqueeze(1)
+    terms = FocalTerms(gamma=gamma, alpha=alpha, label_weight=label_weights(w_c, bg_weight))
+    return focal_family_loss(pred, target, terms)
 
 
 def gaussian_class_balanced_focal_loss(pred: Tensor,
@@ -129,79 +110,38 @@ def gaussian_class_balanced_focal_loss(pred: Tensor,
     return pos_weight * pos_loss + neg_weight * neg_loss
 
 
-def as_float32(tensor: Tensor) -> Tensor:
-    """Upcast half types to float32 for the loss maths; float32 and float64 pass through."""
-    return tensor if tensor.dtype in (torch.float32, torch.float64) else tensor.float()
-
-
-def resolve_reduction(reduction: str, reduction_override: Optional[str]) -> str:
-    """MMDetection's ``reduction_override`` rule, with a ValueError instead of an assert."""
-    if reduction_override not in (None, ) + REDUCTIONS:
-        raise ValueError(f'reduction_override must be one of {(None, ) + REDUCTIONS}, '
-                         f'got {reduction_override!r}')
-    return reduction_override or reduction
-
-
-def broadcast_anchor_weight(weight: Optional[Tensor], loss: Tensor) -> Optional[Tensor]:
-    """Shape an anchor weight for an ``(N, C)`` loss as MMDetection's ``FocalLoss`` does.
-
-    ``(N,)`` becomes ``(N, 1)``; a flattened per-anchor-per-class ``(N * C,)`` (FSAF) becomes
-    ``(N, C)``; a weight of the loss's shape is used as is.
-    """
-    if weight is None or weight.shape == loss.shape:
-        return weight
-    if weight.numel() == loss.size(0):
-        return weight.view(-1, 1)
-    if weight.numel() == loss.numel():
-        return weight.view(loss.size(0), -1)
-    raise ValueError(f'weight of shape {tuple(weight.shape)} fits neither the anchors '
-                     f'({loss.size(0)}) nor the loss of shape {tuple(loss.shape)}')
-
-
-def reduce_loss(loss: Tensor, weight: Optional[Tensor], reduction: str,
-                avg_factor: Optional[Union[int, float, Tensor]]) -> Tensor:
-    """``weight_reduce_loss``, except that the mean over zero elements is 0, not NaN."""
-    if loss.numel() == 0 and reduction == 'mean' and avg_factor is None:
-        return loss.sum()
-    if weight is not None:
-        weight = weight.to(loss.dtype)
-    return weight_reduce_loss(loss, weight, reduction, avg_factor)
-
-
 def _identity(loss: Tensor) -> Tensor:
     return loss
 
 
-class _ClassBalancedLossBase(ClassCountsMixin, nn.Module):
-    """Counts buffer, ``beta`` and reduction shared by the class-balanced losses."""
+class ClassBalancedMixin(ClassCountsMixin):
+    """Counts buffer and ``beta`` of the class-balanced losses, and the AFL hook.
 
-    def __init__(self, beta: float, class_counts: ClassCountsSource, count_type: str,
-                 reduction: str, loss_weight: float) -> None:
-        super().__init__()
+    Call ``init_class_balanced`` from ``__init__`` after ``nn.Module.__init__``.
+    """
+
+    def init_class_balanced(self, beta: float, class_counts: ClassCountsSource,
+                            count_type: str) -> None:
         if not 0 <= beta < 1:
             raise ValueError(f'beta must be in [0, 1), got {beta}')
-        if reduction not in REDUCTIONS:
-            raise ValueError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
         self.beta = beta
-        self.reduction = reduction
-        self.loss_weight = loss_weight
         self.init_class_counts(class_counts, count_type)
 
     def class_weights(self, num_classes: int) -> Tensor:
         """``w_c`` (float64) from the counts buffer, checked against ``num_classes``."""
         return class_balanced_weights(self.checked_class_counts(num_classes), self.beta)
 
-    def loss_transform(self) -> Callable[[Tensor], Tensor]:
-        """The element-wise transform applied before reduction, fetched once per forward.
+    def adaptive_lam(self) -> float:
+        """``lam_s`` of the Adaptive Gradient Function for this forward: 0 (none) here.
 
-        The identity here; ``AdaptiveFocalLoss`` returns its Adaptive Gradient Function at the
-        current training progress (and advances its progress counter).
+        ``AdaptiveGradientMixin`` overrides it (and advances its progress counter), so call
+        it once per forward.
         """
-        return _identity
+        return 0.0
 
 
 @register(MODELS)
-class ClassBalancedFocalLoss(_ClassBalancedLossBase):
+class ClassBalancedFocalLoss(ClassBalancedMixin, ElementwiseSigmoidLoss):
     """Class-balanced sigmoid focal loss (Cui et al. 2019, https://arxiv.org/abs/1901.05555).
 
     ``CB_ic = w_{y_i} * alpha_t * (1 - p_t) ** gamma * BCE(x_ic, t_ic)`` with
@@ -235,50 +175,21 @@ class ClassBalancedFocalLoss(_ClassBalancedLossBase):
                  bg_weight: float = 1.0,
                  reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
-        if use_sigmoid is not True:
-            raise ValueError(f'{type(self).__name__} is a sigmoid (one-vs-all) loss; '
-                             'use_sigmoid=False is not supported')
-        super().__init__(beta, class_counts, count_type, reduction, loss_weight)
-        self.use_sigmoid = use_sigmoid
+        super().__init__(use_sigmoid, reduction, loss_weight)
+        self.init_class_balanced(beta, class_counts, count_type)
         self.gamma = gamma
         self.alpha = alpha
         self.bg_weight = bg_weight
 
-    def forward(self,
-                pred: Tensor,
-                target: Tensor,
-                weight: Optional[Tensor] = None,
-                avg_factor: Optional[Union[int, float, Tensor]] = None,
-                reduction_override: Optional[str] = None) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            pred: Logits ``(N, C)``.
-            target: Labels ``(N,)`` with background ``C``, or targets ``(N, C)`` in [0, 1].
-            weight: Anchor weights ``(N,)``, or per-element ``(N, C)`` / ``(N * C,)``.
-            avg_factor: Divisor of the summed loss for ``reduction='mean'``.
-            reduction_override: Replaces ``self.reduction`` for this call.
-
-        Returns:
-            The loss, float32 (float64 for float64 input).
-        """
-        reduction = resolve_reduction(self.reduction, reduction_override)
-        if pred.dim() != 2:
-            raise ValueError(f'{type(self).__name__} expects logits of shape (N, C), got '
-                             f'{tuple(pred.shape)}')
-        w_c = self.class_weights(pred.size(1))
-        transform = self.loss_transform()
-        with torch.autocast(device_type=pred.device.type, enabled=False):
-            pred = as_float32(pred)
-            loss = transform(class_balanced_focal_loss(pred, target, w_c, self.gamma,
-                                                       self.alpha, self.bg_weight))
-            loss = reduce_loss(loss, broadcast_anchor_weight(weight, loss), reduction,
-                               avg_factor)
-        return self.loss_weight * loss
+    def focal_terms(self, num_classes: int) -> FocalTerms:
+        """``a_y = w_y`` (``bg_weight`` for background) and the AFL ``lam_s`` (0 here)."""
+        a_y = label_weights(self.class_weights(num_classes), self.bg_weight)
+        return FocalTerms(gamma=self.gamma, alpha=self.alpha, label_weight=a_y,
+                          lam=self.adaptive_lam())
 
 
 @register(MODELS)
-class GaussianClassBalancedFocalLoss(_ClassBalancedLossBase):
+class GaussianClassBalancedFocalLoss(ClassBalancedMixin, nn.Module):
     """Class-balanced Gaussian focal loss for CenterNet heatmaps.
 
     MMDetection's ``GaussianFocalLoss`` (CornerNet / CenterNet, https://arxiv.org/abs/1808.01244)
@@ -312,7 +223,10 @@ class GaussianClassBalancedFocalLoss(_ClassBalancedLossBase):
                  loss_weight: float = 1.0,
                  pos_weight: float = 1.0,
                  neg_weight: float = 1.0) -> None:
-        super().__init__(beta, class_counts, count_type, reduction, loss_weight)
+        super().__init__()
+        self.init_class_balanced(beta, class_counts, count_type)
+        self.reduction = check_reduction(reduction)
+        self.loss_weight = loss_weight
         self.alpha = alpha
         self.gamma = gamma
         self.pos_weight = pos_weight
@@ -324,7 +238,7 @@ class GaussianClassBalancedFocalLoss(_ClassBalancedLossBase):
                 pos_inds: Optional[Tensor] = None,
                 pos_labels: Optional[Tensor] = None,
                 weight: Optional[Tensor] = None,
-                avg_factor: Optional[Union[int, float, Tensor]] = None,
+                avg_factor: AvgFactor = None,
                 reduction_override: Optional[str] = None) -> Tensor:
         """Compute the loss.
 
@@ -353,7 +267,9 @@ class GaussianClassBalancedFocalLoss(_ClassBalancedLossBase):
         if pos_inds is not None and weight is not None:
             raise ValueError('weight is not supported together with pos_inds (MMDetection '
                              'ignores it there)')
-        transform = self.loss_transform()
+        lam_s = self.adaptive_lam()
+        transform = _identity if lam_s == 0 else (
+            lambda loss: adaptive_gradient_function(loss, lam_s))
         with torch.autocast(device_type=pred.device.type, enabled=False):
             pred, target = as_float32(pred), as_float32(target)
             if pos_inds is None:
@@ -369,7 +285,7 @@ class GaussianClassBalancedFocalLoss(_ClassBalancedLossBase):
     def _loss_with_pos_inds(self, pred: Tensor, target: Tensor, pos_inds: Tensor,
                             pos_labels: Tensor, w_c: Tensor,
                             transform: Callable[[Tensor], Tensor], reduction: str,
-                            avg_factor: Optional[Union[int, float, Tensor]]) -> Tensor:
+                            avg_factor: AvgFactor) -> Tensor:
         # MMDetection's gaussian_focal_loss_with_pos_inds, positives scaled by w_{pos_labels}.
         eps = 1e-12
         pos_pred = pred[pos_inds].gather(1, pos_labels.unsqueeze(1))

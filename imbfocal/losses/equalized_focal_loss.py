@@ -11,9 +11,9 @@ from mmdet.registry import MODELS
 from torch import Tensor
 
 from ..registry import register
-from .dual_focal_loss import ElementwiseSigmoidLoss, check_gamma
-from .focal_loss import sigmoid_focal_loss
-from .utils import all_reduce_sum
+from .base import ElementwiseSigmoidLoss
+from .focal_loss import FocalTerms, sigmoid_focal_loss
+from .utils import all_reduce_sum, check_gamma
 
 
 def equalization_factors(pos_grad: Tensor,
@@ -196,32 +196,35 @@ class EqualizedFocalLoss(ElementwiseSigmoidLoss):
         """The current ``(g_j, gamma_j, w_j)``, each of shape ``(C,)``."""
         return equalization_factors(self.pos_grad, self.neg_grad, self.gamma_b, self.s)
 
-    @torch.no_grad()
-    def _accumulate(self, pred: Tensor, target: Tensor, weight: Optional[Tensor],
-                    gamma_j: Tensor, w_j: Tensor) -> None:
-        """Add this step's ``G+`` and ``G-`` (summed over processes) to the buffers."""
-        grad = equalized_focal_loss_grad(pred, target, gamma_j, w_j, self.alpha).abs()
+    tracks_gradients = True
+
+    def reference_grad_stats(self, pred: Tensor, target: Tensor, weight: Optional[Tensor],
+                             terms: FocalTerms) -> Tensor:
+        """``(2, C)``: ``sum_i |d(weight * EFL)/dx|`` weighted by ``t`` and by ``1 - t``."""
+        grad = equalized_focal_loss_grad(pred, target, terms.gamma, terms.class_weight,
+                                         self.alpha).abs()
         if weight is not None:
             grad = grad * weight.abs()
-        step = torch.stack([(grad * target).sum(0), (grad * (1 - target)).sum(0)])
-        step = all_reduce_sum(step)
+        return torch.stack([(grad * target).sum(0), (grad * (1 - target)).sum(0)])
+
+    @torch.no_grad()
+    def accumulate_grad_stats(self, stats: Tensor) -> None:
+        """Add this step's ``G+`` and ``G-`` (summed over processes) to the buffers."""
+        step = all_reduce_sum(stats.to(self.pos_grad.dtype))
         self.pos_grad += step[0]
         self.neg_grad += step[1]
 
-    def elementwise(self, pred: Tensor, target: Tensor, weight: Optional[Tensor]) -> Tensor:
-        """Element-wise EFL with the current state; in training, then update ``G+-``.
+    def focal_terms(self, num_classes: int) -> FocalTerms:
+        """``gamma_j`` and ``w_j`` from the current state (buffers sized on first use).
 
         Raises:
-            ValueError: If ``pred`` is not ``(N, C)`` with the module's ``C``.
+            ValueError: If ``num_classes`` differs from the module's ``C``.
         """
-        if self.num_classes is None and pred.dim() == 2:
-            self._materialize(pred.size(1), pred.device)
-        if pred.dim() != 2 or pred.size(1) != self.num_classes:
+        if self.num_classes is None:
+            self._materialize(num_classes, self.pos_grad.device)
+        if num_classes != self.num_classes:
             raise ValueError(f'{type(self).__name__} expects logits of shape (N, '
                              f'{self.num_classes}) (num_classes={self.num_classes}), got '
-                             f'{tuple(pred.shape)}')
+                             f'{num_classes} classes')
         _, gamma_j, w_j = self.class_factors()
-        loss = equalized_focal_loss(pred, target, gamma_j, w_j, self.alpha)
-        if self.training:
-            self._accumulate(pred.detach(), target, weight, gamma_j, w_j)
-        return loss
+        return FocalTerms(gamma=gamma_j, alpha=self.alpha, class_weight=w_j)

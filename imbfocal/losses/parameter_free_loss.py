@@ -59,28 +59,20 @@ Choices this module makes (the paper is a classification paper; detection needs 
 * Everything is computed in float32 (float64 stays float64) with autocast disabled;
   ``loss_weight`` is applied last.
 """
-from typing import Optional, Union
+from typing import Optional
 
 import torch
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
 from ..registry import register
-from .utils import all_reduce_sum, labels_to_targets
+from .utils import (AvgFactor, all_reduce_sum, as_float32, check_reduction,
+                    labels_to_targets, resolve_reduction)
 
 __all__ = [
     'parameter_free_loss', 'softmax_parameter_free_loss', 'gaussian_parameter_free_loss',
     'ParameterFreeLoss', 'GaussianParameterFreeLoss'
 ]
-
-AvgFactor = Optional[Union[int, float, Tensor]]
-_REDUCTIONS = ('none', 'mean', 'sum')
-
-
-def _to_float(tensor: Tensor) -> Tensor:
-    """Half precision to float32; float32 and float64 unchanged."""
-    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
-
 
 def _hard(prob: Tensor) -> Tensor:
     """PFH: a majority probability above 0.5 becomes the constant 1 (no gradient there)."""
@@ -105,7 +97,7 @@ def _anchor_weight(weight: Optional[Tensor], pred: Tensor) -> Optional[Tensor]:
     """Weight ``(N,)``, ``(N, 1)`` or ``(N, C)`` as a tensor broadcastable to ``pred (N, C)``."""
     if weight is None:
         return None
-    weight = _to_float(weight).to(pred.dtype)
+    weight = as_float32(weight).to(pred.dtype)
     if weight.shape == pred.shape:
         return weight
     if weight.dim() <= 2 and weight.numel() == pred.size(0):
@@ -116,9 +108,7 @@ def _anchor_weight(weight: Optional[Tensor], pred: Tensor) -> Optional[Tensor]:
 
 def _reduce_terms(terms: Tensor, reduction: str, avg_factor: AvgFactor) -> Tensor:
     """Reduce the per-class terms; ``avg_factor`` never rescales (see the module docstring)."""
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f'reduction must be one of {_REDUCTIONS}, got {reduction!r}')
-    if reduction == 'none':
+    if check_reduction(reduction) == 'none':
         return terms
     if reduction == 'sum':
         if avg_factor is not None:
@@ -196,7 +186,7 @@ def parameter_free_loss(pred: Tensor,
     if pred.dim() != 2:
         raise ValueError(f'pred must be logits of shape (N, C), got {tuple(pred.shape)}')
     with torch.autocast(device_type=pred.device.type, enabled=False):
-        x = _to_float(pred)
+        x = as_float32(pred)
         w = _anchor_weight(weight, x)
         if not target.is_floating_point():
             _check_labels(target, x.size(1), None if w is None else (w > 0).any(-1))
@@ -244,7 +234,7 @@ def softmax_parameter_free_loss(pred: Tensor,
     if pred.dim() != 2:
         raise ValueError(f'pred must be logits of shape (N, M), got {tuple(pred.shape)}')
     with torch.autocast(device_type=pred.device.type, enabled=False):
-        x = _to_float(pred)
+        x = as_float32(pred)
         w = _anchor_weight(weight, x[:, :1])
         if not target.is_floating_point():
             _check_labels(target, x.size(1) - 1, None if w is None else w[:, 0] > 0)
@@ -292,12 +282,12 @@ def gaussian_parameter_free_loss(pred: Tensor,
         raise ValueError(f'pred {tuple(pred.shape)} and target {tuple(target.shape)} must '
                          'have the same shape (B, C, ...)')
     with torch.autocast(device_type=pred.device.type, enabled=False):
-        p = _to_float(pred).clamp(0, 1)
+        p = as_float32(pred).clamp(0, 1)
         t = target.to(p.dtype)
         peak = t.eq(1).to(p.dtype)
         neg_w = (1 - peak) * (1 - t).pow(gamma)
         if weight is not None:
-            w = _to_float(weight).to(p.dtype)
+            w = as_float32(weight).to(p.dtype)
             peak, neg_w = peak * w, neg_w * w
         neg_prob = 1 - p
         if hard_majority:
@@ -313,8 +303,7 @@ class _PFBase(nn.Module):
     def __init__(self, hard_majority: bool, eps: float, reduction: str,
                  loss_weight: float) -> None:
         super().__init__()
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f'reduction must be one of {_REDUCTIONS}, got {reduction!r}')
+        check_reduction(reduction)
         if eps <= 0:
             raise ValueError(f'eps must be positive, got {eps}')
         self.hard_majority = hard_majority
@@ -339,11 +328,8 @@ class _PFBase(nn.Module):
             avg_factor: Accepted from the head; never rescales PF; raises with ``'sum'``.
             reduction_override: ``None``, ``'none'``, ``'mean'`` or ``'sum'``.
         """
-        if reduction_override not in (None, ) + _REDUCTIONS:
-            raise ValueError(f'reduction_override must be None or one of {_REDUCTIONS}, '
-                             f'got {reduction_override!r}')
-        loss = self._loss(pred, target, weight, reduction_override or self.reduction,
-                          avg_factor)
+        loss = self._loss(pred, target, weight,
+                          resolve_reduction(self.reduction, reduction_override), avg_factor)
         return self.loss_weight * loss
 
     def _loss(self, pred: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str,

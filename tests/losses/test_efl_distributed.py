@@ -15,6 +15,8 @@ if TESTS_DIR not in sys.path:
 from ddp_harness import run_ddp  # noqa: E402
 
 N, D, C, WORLD_SIZE = 16, 6, 5, 2
+# float64 throughout: in float32, DDP's bucketed gradient sums round differently from the
+# single process's, by more than the 1e-6 asked of the algorithm itself.
 TOL = dict(rtol=1e-6, atol=1e-7)
 
 
@@ -23,7 +25,7 @@ def _global_batches():
     gen = torch.Generator().manual_seed(0)
     steps = []
     for step in range(2):
-        features = torch.randn(N, D, generator=gen) * 2
+        features = torch.randn(N, D, generator=gen, dtype=torch.float64) * 2
         labels = torch.full((N, ), C)  # background
         weight = torch.ones(N)
         if step == 0:
@@ -47,7 +49,7 @@ def _train_steps(rank, world_size, steps, init):
     gradient of the global loss. At the logits, rank r's gradient is W times the
     single-process gradient of its slice (the 1/W comes in DDP's average).
     """
-    model = nn.Linear(D, C)
+    model = nn.Linear(D, C).double()
     model.load_state_dict(init)
     if world_size > 1:
         model = DistributedDataParallel(model)
@@ -71,7 +73,7 @@ def _train_steps(rank, world_size, steps, init):
 
 def test_ddp_matches_single_process_on_global_batch():
     steps = _global_batches()
-    init = nn.Linear(D, C).state_dict()
+    init = nn.Linear(D, C).double().state_dict()
     single = _train_steps(0, 1, steps, init)
     ranks = run_ddp(_train_steps, WORLD_SIZE, steps, init)
     for step, reference in enumerate(single):

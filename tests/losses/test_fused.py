@@ -1,0 +1,268 @@
+"""The fused focal-family Function against the autograd reference, in value and gradient.
+
+``imbfocal.losses.fused`` computes loss and ``dL/dx`` in one pass from integer labels; the
+reference is ``focal_family_loss`` (autograd) with MMDetection's ``weight_reduce_loss``. Every
+element-wise loss module runs the fused path by default and the reference under
+``fused.use_impl('reference')``.
+"""
+import itertools
+
+import pytest
+import torch
+
+from imbfocal.losses import (AdaptiveFocalLoss, ClassBalancedFocalLoss, DualFocalLoss,
+                             EqualizedFocalLoss, FocalTerms, focal_family_loss, fused_focal_loss)
+from imbfocal.losses import fused
+from imbfocal.losses.utils import broadcast_anchor_weight, reduce_loss
+
+N, C = 23, 5
+COUNTS = [1000, 100, 10, 1, 0]
+pytestmark = pytest.mark.filterwarnings('ignore:.*counted as 1:UserWarning')
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch):
+    """Chunks of 4 rows, so every test crosses chunk boundaries (and a ragged last one)."""
+    monkeypatch.setitem(fused.CHUNK_ELEMENTS, 'cpu', 4 * C)
+
+
+def _batch(n=N, c=C, dtype=torch.float64, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    pred = torch.randn(n, c, generator=gen, dtype=dtype) * 4
+    pred[0, :4] = torch.tensor([-100., 100., 30., -30.], dtype=dtype)
+    labels = torch.randint(0, c + 1, (n, ), generator=gen)
+    labels[:2] = torch.tensor([0, 1])  # a positive at x = -100 and one at x = 100
+    return pred, labels
+
+
+def _weights(kind, n=N, c=C, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(7)
+    return {None: None, 'anchor': torch.rand(n, generator=gen, dtype=dtype),
+            'element': torch.rand(n, c, generator=gen, dtype=dtype),
+            'flat': torch.rand(n * c, generator=gen, dtype=dtype)}[kind]
+
+
+def _value_and_grad(fn, pred, grad_seed=3):
+    pred = pred.detach().clone().requires_grad_()
+    loss = fn(pred)
+    grad_out = torch.rand(loss.shape, generator=torch.Generator().manual_seed(grad_seed),
+                          dtype=loss.dtype)
+    (grad, ) = torch.autograd.grad(loss, pred, grad_out)
+    return loss.detach(), grad
+
+
+def _reference(pred, labels, terms, weight, reduction, avg_factor):
+    loss = focal_family_loss(pred, labels, terms)
+    return reduce_loss(loss, broadcast_anchor_weight(weight, loss), reduction, avg_factor)
+
+
+GAMMA_J = torch.tensor([2.0, 3.5, 1.0, 10.0, 2.0])
+TERMS = {
+    'focal': FocalTerms(),
+    'focal_no_alpha_gamma0': FocalTerms(gamma=0.0, alpha=-1),
+    'focal_gamma1': FocalTerms(gamma=1.0),
+    'focal_gamma3': FocalTerms(gamma=3.0),
+    'focal_gamma2.5': FocalTerms(gamma=2.5, alpha=0.6),
+    'cb': FocalTerms(label_weight=torch.tensor([2.0, 0.5, 1.5, 3.0, 0.2, 0.7])),
+    'afl': FocalTerms(label_weight=torch.tensor([2.0, 0.5, 1.5, 3.0, 0.2, 0.7]), lam=0.8),
+    'dfl': FocalTerms(alpha=-1, nu=0.1, beta=1.0, rho=1.0),
+    'dfl_rho': FocalTerms(gamma=3.0, alpha=-1, nu=0.3, beta=0.5, rho=0.25),
+    'efl': FocalTerms(gamma=GAMMA_J, class_weight=GAMMA_J / 2),
+    'everything': FocalTerms(gamma=GAMMA_J, alpha=0.3, nu=0.2, beta=0.4, rho=0.5, lam=1.5,
+                             class_weight=GAMMA_J / 2,
+                             label_weight=torch.tensor([2.0, 0.5, 1.5, 3.0, 0.2, 0.7])),
+}
+CONTRACT = list(itertools.product([None, 'anchor', 'element', 'flat'], ['none', 'mean', 'sum'],
+                                  [None, 3.5]))
+
+
+@pytest.mark.parametrize('name', TERMS)
+@pytest.mark.parametrize('weight_kind,reduction,avg_factor', CONTRACT)
+def test_fused_matches_reference_float64(name, weight_kind, reduction, avg_factor):
+    pred, labels = _batch()
+    terms, weight = TERMS[name], _weights(weight_kind)
+    if reduction == 'sum' and avg_factor is not None:
+        with pytest.raises(ValueError, match='avg_factor'):
+            fused_focal_loss(pred, labels, terms, weight, reduction, avg_factor)
+        return
+    ours = _value_and_grad(
+        lambda x: fused_focal_loss(x, labels, terms, weight, reduction, avg_factor), pred)
+    ref = _value_and_grad(lambda x: _reference(x, labels, terms, weight, reduction, avg_factor),
+                          pred)
+    torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize('name', TERMS)
+def test_fused_matches_reference_float32(name):
+    pred, labels = _batch(n=300, dtype=torch.float32, seed=1)
+    terms, weight = TERMS[name], _weights('anchor', n=300, dtype=torch.float32)
+    for reduction in ('none', 'mean'):
+        ours = _value_and_grad(lambda x: fused_focal_loss(x, labels, terms, weight, reduction),
+                               pred)
+        ref = _value_and_grad(lambda x: _reference(x, labels, terms, weight, reduction, None),
+                              pred)
+        torch.testing.assert_close(ours, ref)
+
+
+@pytest.mark.parametrize('name', TERMS)
+@pytest.mark.parametrize('reduction', ['none', 'mean'])
+def test_gradcheck_float64(name, reduction):
+    pred, labels = _batch(n=9)
+    pred = pred.clamp(-12, 12)  # finite differences need non-saturated logits
+    weight = _weights('anchor', n=9)
+    assert torch.autograd.gradcheck(
+        lambda x: fused_focal_loss(x, labels, TERMS[name], weight, reduction, avg_factor=2.0),
+        pred.requires_grad_())
+
+
+def test_saves_only_the_gradient():
+    # The Function keeps one (N, C) tensor for backward (dL/dx), nothing else.
+    saved = []
+
+    def pack(tensor):
+        saved.append(tuple(tensor.shape))
+        return tensor
+
+    pred, labels = _batch(dtype=torch.float32)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = fused_focal_loss(pred.requires_grad_(), labels, TERMS['everything'],
+                                _weights('anchor', dtype=torch.float32))
+    assert saved == [(N, C)]
+    loss.backward()
+    assert pred.grad.shape == (N, C)
+
+
+def test_no_gradient_requested_returns_loss_only():
+    pred, labels = _batch()
+    loss = fused_focal_loss(pred, labels)  # pred does not require grad
+    torch.testing.assert_close(loss, _reference(pred, labels, FocalTerms(), None, 'mean', None))
+    assert not loss.requires_grad
+
+
+def test_backward_twice_with_retained_graph():
+    pred, labels = _batch()
+    pred.requires_grad_()
+    loss = 2 * fused_focal_loss(pred, labels, avg_factor=4.0)
+    (first, ) = torch.autograd.grad(loss, pred, retain_graph=True)
+    (second, ) = torch.autograd.grad(loss, pred)
+    assert torch.equal(first, second)
+
+
+@pytest.mark.parametrize('name', TERMS)
+def test_extreme_logits_finite(name):
+    x = torch.linspace(-100, 100, 201).view(-1, 1).repeat(1, C).requires_grad_()
+    labels = torch.arange(201) % (C + 1)
+    loss = fused_focal_loss(x, labels, TERMS[name], reduction='none')
+    loss.sum().backward()
+    assert torch.isfinite(loss).all() and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize('reduction,avg_factor', [('mean', None), ('mean', 0.0), ('sum', None),
+                                                  ('none', None)])
+def test_empty_and_all_ignored(reduction, avg_factor):
+    empty = torch.zeros(0, C, requires_grad=True)
+    loss = fused_focal_loss(empty, torch.zeros(0, dtype=torch.long), TERMS['everything'],
+                            reduction=reduction, avg_factor=avg_factor)
+    loss.sum().backward()
+    assert loss.shape == ((0, C) if reduction == 'none' else ())
+    assert empty.grad.shape == (0, C)
+    if reduction != 'none':
+        assert loss.item() == 0
+    pred, labels = _batch(dtype=torch.float32)
+    pred.requires_grad_()
+    loss = fused_focal_loss(pred, labels, TERMS['everything'], torch.zeros(N), reduction,
+                            avg_factor)
+    loss.sum().backward()
+    assert not loss.any() and not pred.grad.any()
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_autocast_half_inputs_computed_in_float32(dtype):
+    pred, labels = _batch(dtype=torch.float32)
+    half = pred.to(dtype).requires_grad_()
+    with torch.autocast('cpu', dtype=dtype):
+        loss = fused_focal_loss(half, labels, TERMS['afl'], avg_factor=3.0)
+    loss.backward()
+    assert loss.dtype == torch.float32 and half.grad.dtype == dtype
+    ref_input = half.detach().float().requires_grad_()
+    ref_loss = _reference(ref_input, labels, TERMS['afl'], None, 'mean', 3.0)
+    (ref_grad, ) = torch.autograd.grad(ref_loss, ref_input)
+    torch.testing.assert_close(loss, ref_loss)
+    torch.testing.assert_close(half.grad, ref_grad.to(dtype))
+
+
+def test_errors():
+    pred, labels = _batch()
+    with pytest.raises(ValueError, match='reduction'):
+        fused_focal_loss(pred, labels, reduction='avg')
+    with pytest.raises(ValueError, match='labels of shape'):
+        fused_focal_loss(pred, labels[:5])
+    with pytest.raises(ValueError, match='integer labels'):
+        fused_focal_loss(pred, torch.rand(N, C, dtype=torch.float64))
+    with pytest.raises(ValueError, match='weight of shape'):
+        fused_focal_loss(pred, labels, weight=torch.ones(4))
+    with pytest.raises(ValueError, match='impl'):
+        with fused.use_impl('triton'):
+            pass
+    assert fused.get_impl() == 'fused'
+
+
+# --- the loss modules: fused (default) against use_impl('reference') -----------------------
+
+
+def _efl(train=False):
+    efl = EqualizedFocalLoss(num_classes=C).train(train)
+    efl.pos_grad.copy_(torch.tensor([1.0, 3.0, 0.0, 0.0, 0.5]))
+    efl.neg_grad.copy_(torch.tensor([4.0, 1.0, 2.0, 0.0, 1.0]))
+    return efl
+
+
+MODULES = {
+    'cb': lambda: ClassBalancedFocalLoss(class_counts=COUNTS, beta=0.99, bg_weight=0.7),
+    'afl': lambda: AdaptiveFocalLoss(class_counts=COUNTS, beta=0.99, lam0=2.0).eval(),
+    'dfl': lambda: DualFocalLoss(gamma=3.0, nu=0.2, beta=0.5, rho=0.5),
+    'efl': _efl,
+}
+
+
+@pytest.mark.parametrize('name', MODULES)
+@pytest.mark.parametrize('weight_kind,reduction,avg_factor', CONTRACT)
+def test_modules_fused_matches_reference(name, weight_kind, reduction, avg_factor):
+    if reduction == 'sum' and avg_factor is not None:
+        return  # an error on both paths (tested per module)
+    module = MODULES[name]()
+    pred, labels = _batch()
+    kwargs = dict(weight=_weights(weight_kind), avg_factor=avg_factor,
+                  reduction_override=reduction)
+    ours = _value_and_grad(lambda x: module(x, labels, **kwargs), pred)
+    with fused.use_impl('reference'):
+        ref = _value_and_grad(lambda x: module(x, labels, **kwargs), pred)
+    torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize('weight_kind', [None, 'anchor', 'element'])
+def test_efl_statistics_fused_match_reference(weight_kind):
+    pred, labels = _batch()
+    weight = _weights(weight_kind)
+    if weight is not None:
+        weight[3] = 0  # an ignored anchor
+    fused_efl, reference_efl = _efl(train=True), _efl(train=True)
+    for step in range(2):
+        ours = fused_efl(pred + step, labels, weight, avg_factor=5.0)
+        with fused.use_impl('reference'):
+            ref = reference_efl(pred + step, labels, weight, avg_factor=5.0)
+        torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(fused_efl.state_dict(), reference_efl.state_dict())
+
+
+def test_soft_targets_and_weight_gradients_take_the_reference_path():
+    pred, labels = _batch()
+    soft = torch.rand(N, C, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    module = MODULES['afl']()
+    with fused.use_impl('reference'):
+        ref = module(pred, soft)
+    assert torch.equal(module(pred, soft), ref)
+    weight = _weights('anchor').requires_grad_()
+    assert not fused.fusable(pred, labels, weight.view(-1, 1), FocalTerms())
+    module(pred, labels, weight).backward()
+    assert weight.grad is not None and weight.grad.abs().sum() > 0

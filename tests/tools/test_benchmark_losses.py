@@ -1,0 +1,41 @@
+"""Smoke test of tools/benchmark_losses.py at a tiny size: it runs and writes its JSON schema.
+
+Benchmarks are not tests: no time is asserted here.
+"""
+import importlib.util
+import json
+from pathlib import Path
+
+TOOL = Path(__file__).resolve().parents[2] / 'tools' / 'benchmark_losses.py'
+ROW_KEYS = {'loss', 'impl', 'status', 'time_ms_median', 'time_ms_min', 'time_ms_max',
+            'peak_extra_bytes', 'peak_extra_logits', 'speedup_vs_mmdet', 'x_floor'}
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location('benchmark_losses', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tiny_cpu_run_writes_json(tmp_path, capsys):
+    out = tmp_path / 'bench.json'
+    _load_tool().main(['--coco-n', '64', '--lvis-n', '16', '--repeats', '1', '--warmup', '0',
+                       '--threads', '1', '--reference', '--out', str(out)])
+    report = json.loads(out.read_text())
+    assert report['config']['device'] == 'cpu' and report['config']['threads'] == 1
+    assert len(report['config']['load_average']) == 3
+    assert [s['scale'] for s in report['scales']] == ['coco', 'lvis']
+    for scale in report['scales']:
+        assert (scale['n'], scale['num_classes']) in ((64, 80), (16, 1203))
+        rows = {(r['loss'], r['impl']): r for r in scale['results']}
+        assert ('ClassBalancedFocalLoss', 'fused') in rows
+        assert ('ClassBalancedFocalLoss', 'reference') in rows
+        assert ('ParameterFreeLoss', 'batch') in rows
+        for row in scale['results']:
+            if row['loss'].startswith('torchvision') and row['status'] == 'not installed':
+                continue
+            assert row['status'] == 'ok', row
+            assert ROW_KEYS <= set(row), row
+            assert row['time_ms_median'] > 0 and row['peak_extra_bytes'] > 0
+    assert '| loss | impl | time ms (median) |' in capsys.readouterr().out

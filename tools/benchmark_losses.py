@@ -1,0 +1,320 @@
+"""Forward+backward time and peak extra memory of every imbfocal loss and the baselines.
+
+Measured per scale (COCO: N x 80, LVIS: N x 1203 logits) for:
+
+* every imbfocal loss module (the element-wise ones through their default fused path; with
+  ``--reference`` also through the autograd reference, ``fused.use_impl('reference')``);
+* MMDetection's ``FocalLoss`` (on CPU its pure-PyTorch ``py_sigmoid_focal_loss`` with the
+  one-hot target it builds itself; on CUDA the mmcv op);
+* torchvision's ``sigmoid_focal_loss`` when torchvision is installed (one-hot targets built
+  outside the timed region), else reported as "not installed";
+* the memory-bandwidth floor (SPEC §7): the time of a copy of the logits (``clone``).
+
+Inputs imitate a RetinaNet step: logits ``N(-4, 2)``, 2% positive anchors with uniformly drawn
+classes, anchor weights of ones, ``avg_factor`` = the number of positives, reduction 'mean'.
+Counted losses get exponentially decaying counts (imbalance factor 100); EqualizedFocalLoss
+starts from a random non-trivial state; all modules are in training mode (AFL advances its
+schedule, EFL collects its statistics, as in training).
+
+Time: median of ``--repeats`` runs of ``loss = fn(x, ...); loss.backward()`` after ``--warmup``
+runs (CUDA: CUDA events around the call, after ``torch.cuda.synchronize``).
+
+Peak extra memory: bytes allocated during one forward+backward above what was live before it
+(the inputs), at the peak; the gradient of the logits (1x logits) counts. CUDA:
+``torch.cuda.max_memory_allocated`` minus the allocation before the call. CPU: the profiler's
+memory events (``torch.profiler.profile(profile_memory=True)``, whose chrome trace records the
+CPU allocator's running "Total Allocated" at every allocation and free); the peak of that
+running total over the call. Both count tensor storage only (not Python objects).
+
+Benchmarks are not tests: nothing here asserts a time. Example::
+
+    python tools/benchmark_losses.py --out bench.json
+    python tools/benchmark_losses.py --device cuda --lvis-n 240000
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+Inputs = Dict[str, Tensor]
+LossFn = Callable[[Inputs], Tensor]
+
+DEFAULT_N = {'cpu': {'coco': 60_000, 'lvis': 20_000}, 'cuda': {'coco': 240_000, 'lvis': 240_000}}
+CLASSES = {'coco': 80, 'lvis': 1203}
+MMDET = 'mmdet FocalLoss'
+FLOOR = 'floor (copy of logits)'
+
+
+@dataclass
+class Case:
+    """One row of the table: a named callable, or why it cannot run."""
+    name: str
+    impl: str
+    fn: Optional[LossFn]
+    status: str = 'ok'
+
+
+def long_tailed_counts(num_classes: int) -> List[int]:
+    """Exponentially decaying counts, ``n_0 = 1000`` down to ``n_{C-1} = 10``."""
+    if num_classes == 1:
+        return [1000]
+    return [round(1000 * 0.01**(c / (num_classes - 1))) for c in range(num_classes)]
+
+
+def make_inputs(n: int, num_classes: int, device: str, dtype: torch.dtype,
+                seed: int = 0) -> Inputs:
+    """RetinaNet-like logits, labels (background = C), anchor weights and avg_factor."""
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, num_classes, generator=gen) * 2 - 4
+    labels = torch.full((n, ), num_classes, dtype=torch.long)
+    positive = torch.rand(n, generator=gen) < 0.02
+    labels[positive] = torch.randint(0, num_classes, (int(positive.sum()), ), generator=gen)
+    one_hot = torch.zeros(n, num_classes)
+    one_hot[positive, labels[positive]] = 1
+    return dict(logits=logits.to(device, dtype), labels=labels.to(device),
+                weight=torch.ones(n, device=device), one_hot=one_hot.to(device, dtype),
+                avg_factor=torch.tensor(max(float(positive.sum()), 1.0)).item())
+
+
+def _module_case(name: str, module: torch.nn.Module, impl: str) -> Case:
+    from imbfocal.losses import fused
+
+    def fn(inputs: Inputs) -> Tensor:
+        with fused.use_impl('reference' if impl == 'reference' else 'fused'):
+            return module(inputs['logits_leaf'], inputs['labels'], inputs['weight'],
+                          avg_factor=inputs['avg_factor'])
+
+    return Case(name, impl, fn)
+
+
+def imbfocal_cases(num_classes: int, device: str, reference: bool) -> List[Case]:
+    """Every imbfocal loss module, fused (default) and optionally the reference path."""
+    import imbfocal.losses as losses
+    counts = long_tailed_counts(num_classes)
+    gen = torch.Generator().manual_seed(1)
+    efl = losses.EqualizedFocalLoss(num_classes=num_classes)
+    efl.pos_grad.copy_(torch.rand(num_classes, generator=gen))
+    efl.neg_grad.copy_(torch.rand(num_classes, generator=gen) * 4)
+    modules = {
+        'ClassBalancedFocalLoss': losses.ClassBalancedFocalLoss(class_counts=counts),
+        'AdaptiveFocalLoss': losses.AdaptiveFocalLoss(class_counts=counts),
+        'DualFocalLoss': losses.DualFocalLoss(),
+        'EqualizedFocalLoss': efl,
+        'ParameterFreeLoss': losses.ParameterFreeLoss(),
+    }
+    cases = []
+    for name, module in modules.items():
+        module.to(device).train()
+        elementwise = isinstance(module, losses.ElementwiseSigmoidLoss)
+        cases.append(_module_case(name, module, 'fused' if elementwise else 'batch'))
+        if reference and elementwise:
+            cases.append(_module_case(name, module, 'reference'))
+    return cases
+
+
+def baseline_cases(device: str) -> List[Case]:
+    """MMDetection's FocalLoss, torchvision's sigmoid_focal_loss and the copy floor."""
+    from mmdet.models.losses import FocalLoss
+    focal = FocalLoss()
+    on_cuda = device.startswith('cuda')
+
+    def mmdet_fn(inputs: Inputs) -> Tensor:
+        return focal(inputs['logits_leaf'], inputs['labels'], inputs['weight'],
+                     avg_factor=inputs['avg_factor'])
+
+    cases = [Case(MMDET, 'mmcv op' if on_cuda else 'py_sigmoid_focal_loss', mmdet_fn)]
+    try:
+        from torchvision.ops import sigmoid_focal_loss
+    except ImportError:
+        cases.append(Case('torchvision sigmoid_focal_loss', '-', None, 'not installed'))
+    else:
+
+        def torchvision_fn(inputs: Inputs) -> Tensor:
+            loss = sigmoid_focal_loss(inputs['logits_leaf'], inputs['one_hot'],
+                                      reduction='sum')
+            return loss / inputs['avg_factor']
+
+        cases.append(Case('torchvision sigmoid_focal_loss', 'python', torchvision_fn))
+    cases.append(Case(FLOOR, 'clone', lambda inputs: inputs['logits_leaf'].clone()))
+    return cases
+
+
+def _run_once(fn: LossFn, inputs: Inputs, backward: bool) -> None:
+    inputs['logits_leaf'] = inputs['logits'].detach().requires_grad_(backward)
+    out = fn(inputs)
+    if backward:
+        out.backward(torch.ones_like(out) if out.dim() else None)
+    del inputs['logits_leaf']
+
+
+def time_ms(fn: LossFn, inputs: Inputs, repeats: int, warmup: int, device: str,
+            backward: bool = True) -> List[float]:
+    """Wall time of ``repeats`` forward+backward runs after ``warmup`` runs, in ms."""
+    for _ in range(warmup):
+        _run_once(fn, inputs, backward)
+    times = []
+    for _ in range(repeats):
+        if device.startswith('cuda'):
+            torch.cuda.synchronize()
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(
+                enable_timing=True)
+            start.record()
+            _run_once(fn, inputs, backward)
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            begin = time.perf_counter()
+            _run_once(fn, inputs, backward)
+            times.append((time.perf_counter() - begin) * 1e3)
+    return times
+
+
+def peak_extra_bytes(fn: LossFn, inputs: Inputs, device: str, backward: bool = True) -> int:
+    """Peak of the tensor bytes allocated during one call above those live before it."""
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        _run_once(fn, inputs, backward)
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - before
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        _run_once(fn, inputs, backward)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, 'trace.json')
+        prof.export_chrome_trace(path)
+        with open(path, encoding='utf-8') as f:
+            events = json.load(f)['traceEvents']
+    # 'Total Allocated' counts from 0 at the start of profiling: the bytes above the inputs.
+    totals = [e['args']['Total Allocated'] for e in events
+              if e.get('name') == '[memory]' and e['args'].get('Device Type') == 0]
+    return max(totals, default=0)
+
+
+def measure(case: Case, inputs: Inputs, args: argparse.Namespace) -> Dict:
+    """One row: times, peak memory, or the reason it was skipped."""
+    row = dict(loss=case.name, impl=case.impl, status=case.status)
+    if case.fn is None:
+        return row
+    backward = case.name != FLOOR
+    try:
+        times = time_ms(case.fn, inputs, args.repeats, args.warmup, args.device, backward)
+        peak = peak_extra_bytes(case.fn, inputs, args.device, backward)
+    except Exception as err:  # a benchmark reports a failing loss instead of stopping
+        row['status'] = f'error: {type(err).__name__}: {err}'
+        return row
+    logits_bytes = inputs['logits'].numel() * inputs['logits'].element_size()
+    row.update(time_ms_median=statistics.median(times), time_ms_min=min(times),
+               time_ms_max=max(times), peak_extra_bytes=peak,
+               peak_extra_logits=peak / max(logits_bytes, 1))
+    return row
+
+
+def add_ratios(rows: List[Dict]) -> None:
+    """``x_mmdet`` (MMDetection's time / this time) and ``x_floor`` (this time / floor)."""
+    times = {r['loss']: r.get('time_ms_median') for r in rows}
+    for row in rows:
+        if row.get('time_ms_median') is None:
+            continue
+        if times.get(MMDET):
+            row['speedup_vs_mmdet'] = times[MMDET] / row['time_ms_median']
+        if times.get(FLOOR):
+            row['x_floor'] = row['time_ms_median'] / times[FLOOR]
+
+
+def run_scale(scale: str, n: int, args: argparse.Namespace) -> Dict:
+    """Every case at one scale."""
+    num_classes = CLASSES[scale]
+    dtype = getattr(torch, args.dtype)
+    inputs = make_inputs(n, num_classes, args.device, dtype)
+    cases = baseline_cases(args.device) + imbfocal_cases(num_classes, args.device,
+                                                         args.reference)
+    rows = []
+    for case in cases:
+        if args.losses and case.name not in args.losses and case.name not in (MMDET, FLOOR):
+            continue
+        rows.append(measure(case, inputs, args))
+        print(f'  {scale}: {case.name} ({case.impl}): {rows[-1].get("time_ms_median", "-")}',
+              flush=True)
+    add_ratios(rows)
+    logits_mb = inputs['logits'].numel() * inputs['logits'].element_size() / 2**20
+    return dict(scale=scale, n=n, num_classes=num_classes, logits_mb=logits_mb, results=rows)
+
+
+def markdown(scale_result: Dict) -> str:
+    """The table of one scale."""
+    head = (f"### {scale_result['scale']}: {scale_result['n']:,} x {scale_result['num_classes']}"
+            f" ({scale_result['logits_mb']:.1f} MB of logits)\n\n"
+            '| loss | impl | time ms (median) | x vs mmdet FocalLoss | x floor | '
+            'peak extra MB | x logits |\n|---|---|---|---|---|---|---|\n')
+    lines = []
+    for r in scale_result['results']:
+        if 'time_ms_median' not in r:
+            lines.append(f"| {r['loss']} | {r['impl']} | {r['status']} | | | | |")
+            continue
+        speedup = r.get('speedup_vs_mmdet')
+        lines.append(
+            f"| {r['loss']} | {r['impl']} | {r['time_ms_median']:.1f} | "
+            f"{'%.1fx' % speedup if speedup else '-'} | {r.get('x_floor', 0):.1f} | "
+            f"{r['peak_extra_bytes'] / 2**20:.1f} | {r['peak_extra_logits']:.2f} |")
+    return head + '\n'.join(lines) + '\n'
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--device', default='cpu', help='cpu or cuda[:i]')
+    parser.add_argument('--dtype', default='float32',
+                        choices=['float32', 'float16', 'bfloat16', 'float64'],
+                        help='dtype of the logits (the losses compute in float32)')
+    parser.add_argument('--scales', nargs='+', default=['coco', 'lvis'], choices=list(CLASSES))
+    parser.add_argument('--coco-n', type=int, help='anchors at COCO scale (80 classes)')
+    parser.add_argument('--lvis-n', type=int, help='anchors at LVIS scale (1203 classes)')
+    parser.add_argument('--repeats', type=int, default=7)
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--threads', type=int, default=os.cpu_count(),
+                        help='torch.set_num_threads (default: all cores)')
+    parser.add_argument('--reference', action='store_true',
+                        help='also time the autograd reference path of each element-wise loss')
+    parser.add_argument('--losses', nargs='*', help='only these imbfocal losses')
+    parser.add_argument('--out', help='write the results as JSON here')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    kind = 'cuda' if args.device.startswith('cuda') else 'cpu'
+    sizes = {'coco': args.coco_n, 'lvis': args.lvis_n}
+    report = dict(
+        config=dict(device=args.device, dtype=args.dtype, threads=torch.get_num_threads(),
+                    repeats=args.repeats, warmup=args.warmup, torch=torch.__version__,
+                    machine=platform.processor() or platform.machine(),
+                    gpu=torch.cuda.get_device_name() if kind == 'cuda' else None,
+                    load_average=list(os.getloadavg())),
+        scales=[])
+    for scale in args.scales:
+        n = sizes[scale] or DEFAULT_N[kind][scale]
+        report['scales'].append(run_scale(scale, n, args))
+    report['config']['load_average_after'] = list(os.getloadavg())
+    for scale_result in report['scales']:
+        print(markdown(scale_result))
+    print(f"load average before / after: {report['config']['load_average']} / "
+          f"{report['config']['load_average_after']}")
+    if args.out:
+        with open(args.out, 'w', encoding='utf-8') as f:
+            json.dump(report, f, indent=1)
+    return report
+
+
+if __name__ == '__main__':
+    main()
