@@ -1,0 +1,24 @@
+# Class-balanced focal loss (Cui et al. 2019). Use in a config as
+#   _base_ = ['<baseline config>', '../_base_/losses/cb-focal.py']
+#   model = dict(bbox_head=dict(loss_cls={{_base_.loss_cls}}))
+# (CenterNet: loss_center_heatmap={{_base_.loss_center_heatmap}}).
+# `_delete_` drops the keys of the FocalLoss it replaces; class counts come from
+# the training dataset through ClassCountsHook before training starts.
+loss_cls = dict(
+    _delete_=True,
+    type='ClassBalancedFocalLoss',
+    use_sigmoid=True,
+    beta=0.999,
+    gamma=2.0,
+    alpha=0.25,
+    count_type='instances',
+    loss_weight=1.0)
+loss_center_heatmap = dict(
+    _delete_=True,
+    type='GaussianClassBalancedFocalLoss',
+    beta=0.999,
+    alpha=2.0,
+    gamma=4.0,
+    count_type='instances',
+    loss_weight=1.0)
+custom_hooks = [dict(type='ClassCountsHook')]
