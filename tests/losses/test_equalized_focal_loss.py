@@ -9,6 +9,7 @@ from mmdet.models.losses import FocalLoss
 from mmdet.registry import MODELS
 
 import imbfocal  # noqa: F401  (registers the losses)
+from loss_testing import labelled_batch, value_and_grad
 from imbfocal.losses.equalized_focal_loss import (EqualizedFocalLoss, equalized_focal_loss,
                                                   equalized_focal_loss_grad)
 
@@ -16,18 +17,10 @@ C = 4
 
 
 def _batch(n=12, c=C, scale=3.0, dtype=torch.float32, seed=0):
-    """Logits (n, c) and labels in [0, c] (c = background), with positives and background."""
-    gen = torch.Generator().manual_seed(seed)
-    pred = (torch.randn(n, c, generator=gen) * scale).to(dtype)
-    labels = torch.arange(n) % (c + 1)
-    return pred, labels
+    return labelled_batch(n, c, scale, dtype, seed)
 
 
-def _value_and_grad(loss_fn, pred, *args, **kwargs):
-    pred = pred.detach().clone().requires_grad_()
-    loss = loss_fn(pred, *args, **kwargs)
-    (grad, ) = torch.autograd.grad(loss.sum(), pred)
-    return loss.detach(), grad
+_value_and_grad = value_and_grad
 
 
 def _efl(pos_grad=None, neg_grad=None, train=False, **kwargs):
