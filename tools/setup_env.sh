@@ -45,7 +45,7 @@ if ! "$py" -c "import torch" 2>/dev/null; then
 fi
 
 if ! "$py" -c "import mmcv.ops" 2>/dev/null; then
-  say "building mmcv 2.1.0 with ops from source: about 19 minutes on 2 cores" \
+  say "building mmcv 2.1.0 with ops from source: 10 to 20 minutes on 2 cores" \
       "(pip caches the wheel, so later set-ups on this machine take seconds)"
   # mmcv's build imports torch, so it must see this venv's torch: no build isolation.
   pip_install "addict" "mmengine>=0.10,<0.11" "packaging" "Pillow" "pyyaml" "yapf" "opencv-python"
