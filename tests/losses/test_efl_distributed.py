@@ -1,6 +1,4 @@
 """EqualizedFocalLoss under 2-process DDP (gloo, CPU) equals one process on the global batch."""
-import sys
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -9,10 +7,7 @@ from torch.nn.parallel import DistributedDataParallel
 import imbfocal  # noqa: F401  (registers the losses)
 from imbfocal.losses.equalized_focal_loss import EqualizedFocalLoss
 
-TESTS_DIR = str(Path(__file__).resolve().parents[1])
-if TESTS_DIR not in sys.path:
-    sys.path.insert(0, TESTS_DIR)
-from ddp_harness import run_ddp  # noqa: E402
+from ddp_harness import run_ddp  # tests/ is on pytest's pythonpath (pyproject.toml)
 
 N, D, C, WORLD_SIZE = 16, 6, 5, 2
 # float64 throughout: in float32, DDP's bucketed gradient sums round differently from the

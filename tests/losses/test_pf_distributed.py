@@ -8,18 +8,12 @@ DDP then averages parameter gradients over the ranks, which gives back the singl
 gradient. The test therefore compares ``grad_rank / W`` with the single-process slice.
 Everything in float64; required agreement 1e-6, checked at rtol 1e-9 / atol 1e-12.
 """
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from ddp_harness import run_ddp  # tests/ is on pytest's pythonpath (pyproject.toml)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests/ddp_harness.py
-
-from ddp_harness import run_ddp  # noqa: E402
-
-from imbfocal.losses.parameter_free_loss import (GaussianParameterFreeLoss,  # noqa: E402
-                                                 ParameterFreeLoss)
+from imbfocal.losses.parameter_free_loss import GaussianParameterFreeLoss, ParameterFreeLoss
 
 WORLD = 2
 N, C = 48, 5
