@@ -88,7 +88,7 @@ def _module_case(name: str, module: torch.nn.Module, impl: str) -> Case:
     from imbfocal.losses import fused
 
     def fn(inputs: Inputs) -> Tensor:
-        with fused.use_impl('reference' if impl == 'reference' else 'fused'):
+        with fused.use_impl(impl if impl in fused.IMPLS else 'fused'):
             return module(inputs['logits_leaf'], inputs['labels'], inputs['weight'],
                           avg_factor=inputs['avg_factor'])
 

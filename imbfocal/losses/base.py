@@ -83,7 +83,7 @@ class ElementwiseSigmoidLoss(nn.Module):
         with torch.autocast(device_type=pred.device.type, enabled=False):
             pred = as_float32(pred)
             weight = broadcast_anchor_weight(weight, pred)
-            if fused.get_impl() == 'fused' and fused.fusable(pred, target, weight, terms):
+            if fused.get_impl() != 'reference' and fused.fusable(pred, target, weight, terms):
                 result = fused.fused_focal_loss(pred, target, terms, weight, reduction,
                                                 avg_factor, return_grad_stats=track)
                 loss, stats = result if track else (result, None)

@@ -28,8 +28,16 @@ tensor either way) and is faster on CPU: at 60,000 x 80, one thread, the forward
 for the loss alone and 22 ms for loss and gradient, so recomputing would cost ~36 ms in all
 against ~22 ms. The chunk loop issues ~20 small ops per chunk; with more threads than free
 cores (an oversubscribed machine) each op's OpenMP barrier can wait a scheduler slice.
-A GPU kernel (Triton / CUDA) can replace :func:`_focal_forward` behind the same
-:func:`fused_focal_loss` interface (on a GPU the chunk is the whole tensor; untested here).
+GPU: float32 logits on a CUDA device go through the Triton kernel
+(:mod:`imbfocal.kernels.focal`): one program per tile computes everything above for its
+elements, reading the logits once and writing ``dL/dx`` once, with no temporaries. Its
+backward multiplies the saved gradient in place by the incoming gradient, on the device and
+only if that is not exactly 1, so a graph through it can be back-propagated once (a second
+``backward`` with ``retain_graph=True`` raises; ``use_impl('torch')`` allows it).
+
+Implementations (:func:`use_impl`): ``'fused'`` (default: Triton on CUDA float32, else the
+chunked PyTorch path), ``'torch'`` (always the chunked PyTorch path), ``'triton'`` (always the
+kernel; on CPU under ``TRITON_INTERPRET=1`` only, for tests) and ``'reference'`` (autograd).
 
 Not fused (the callers fall back to the reference :func:`focal_family_loss` via autograd):
 float ``(N, C)`` targets (one-hot or soft), weights or class weights that require gradients.
@@ -43,11 +51,12 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .. import kernels
 from .focal_loss import FocalTerms
 from .utils import (AvgFactor, as_float32, broadcast_anchor_weight, check_label_shape,
                     check_reduction, reduction_divisor)
 
-IMPLS = ('fused', 'reference')
+IMPLS = ('fused', 'torch', 'triton', 'reference')
 # Row chunks of this many elements keep the CPU temporaries cache-resident (4 x 1 MiB in
 # float32); on a GPU the whole tensor is one chunk.
 CHUNK_ELEMENTS = {'cpu': 1 << 18}
@@ -59,7 +68,7 @@ _ZERO = {dtype: torch.zeros((), dtype=dtype) for dtype in (torch.float32, torch.
 
 
 def get_impl() -> str:
-    """The implementation the loss modules use: ``'fused'`` (default) or ``'reference'``."""
+    """The implementation the loss modules use (see the module docstring)."""
     return _impl
 
 
@@ -335,6 +344,19 @@ def _column_magnitudes(grad: Tensor, weight: Optional[Tensor]) -> Tensor:
     return (grad * weight.abs()).sum(0)
 
 
+def use_kernel(x: Tensor) -> bool:
+    """Whether the Triton kernel computes the loss of ``x`` under the current implementation.
+
+    Raises:
+        RuntimeError: Under ``use_impl('triton')`` where the kernel cannot run.
+    """
+    if _impl == 'triton':
+        kernels.require_kernels(x)
+        return True
+    return _impl == 'fused' and x.dtype == torch.float32 and x.is_cuda and \
+        kernels.kernels_run_on(x)
+
+
 class FusedFocalLoss(torch.autograd.Function):
     """Autograd Function of the focal family from integer labels (see the module docstring).
 
@@ -352,8 +374,15 @@ class FusedFocalLoss(torch.autograd.Function):
     def forward(ctx, pred: Tensor, labels: Tensor, weight: Optional[Tensor], terms: FocalTerms,
                 divisor: Optional[Union[float, Tensor]],
                 need_stats: bool) -> Tuple[Tensor, Tensor]:
-        out = _focal_forward(pred.detach(), labels, terms, weight, divisor,
-                             ctx.needs_input_grad[0], need_stats)
+        ctx.in_place = use_kernel(pred)
+        ctx.backward_done = False
+        if ctx.in_place:
+            from ..kernels import focal as focal_kernel
+            out = focal_kernel.focal_forward(pred.detach(), labels, terms, weight, divisor,
+                                             ctx.needs_input_grad[0], need_stats)
+        else:
+            out = _focal_forward(pred.detach(), labels, terms, weight, divisor,
+                                 ctx.needs_input_grad[0], need_stats)
         ctx.save_for_backward(out.grad)
         stats = out.stats if out.stats is not None else pred.new_empty(0)
         ctx.mark_non_differentiable(stats)
@@ -363,6 +392,19 @@ class FusedFocalLoss(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_loss: Tensor, _grad_stats: Tensor):
         (grad, ) = ctx.saved_tensors
+        if ctx.in_place:
+            # The saved gradient is scaled in place: no second (N, C) tensor at the peak.
+            if ctx.backward_done:
+                raise RuntimeError(
+                    'The Triton focal-loss kernel scales its saved gradient in place, so it '
+                    'can be back-propagated once; for retain_graph=True use '
+                    "imbfocal.losses.fused.use_impl('torch').")
+            ctx.backward_done = True
+            if grad_loss.dim() == 0:
+                from ..kernels import focal as focal_kernel
+                return (focal_kernel.scale_gradient_(grad, grad_loss.to(grad.dtype)), None,
+                        None, None, None, None)
+            return grad.mul_(grad_loss), None, None, None, None, None
         if grad_loss.dim() == 0 and grad_loss.device.type == 'cpu' and grad_loss.item() == 1:
             grad_pred = grad
         else:

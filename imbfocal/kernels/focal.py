@@ -1,0 +1,238 @@
+"""Triton kernel of the element-wise sigmoid focal family: loss and ``dL/dx`` in one pass.
+
+The maths is :mod:`imbfocal.losses.fused`'s (see its docstring): every element computes the
+``t = 0`` form at ``s = x`` (``t = 0``) or ``s = -x`` (``t = 1``, ``t = [c == y_i]`` from the
+integer label, no one-hot), with ``p = sigmoid(s)``, ``l = softplus(s)``::
+
+    L0      = alpha_t * (p^gamma_c + nu) * l + beta * (1 - t) * log(1 + p / rho)
+    dL0/ds  = alpha_t * [gamma_c * p^gamma_c * (1 - p) * l + (p^gamma_c + nu) * p]
+              + beta * (1 - t) * p * (1 - p) / (rho + p)
+    L       = u * A_s(c * L0),   dL/dx = (1 - 2t) * u * c * dL0/ds / (1 + lam * c * L0)
+
+with ``c = a_{y_i} * w_c`` and ``u`` the anchor weight. One program owns a tile of
+``BLOCK_N`` rows x ``BLOCK_C`` classes: it reads the logits once and writes ``dL/dx`` (already
+divided by the reduction's divisor) once, which is the whole of the memory traffic of a copy
+of the logits, the bandwidth floor. The loss is written per element (``reduction='none'``) or
+as one partial sum per program (summed afterwards in float64); Equalized Focal Loss's per-class
+gradient statistics are column sums of the tile, added atomically.
+
+:func:`scale_gradient_` is the backward: the saved gradient is multiplied in place by the
+incoming gradient, which a kernel reads from device memory and skips when it is exactly 1
+(the usual case: no host synchronisation, no pass over the ``(N, C)`` tensor).
+"""
+import math
+from typing import NamedTuple, Optional, Union
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from ..losses.focal_loss import FocalTerms
+
+# exp() is floored at the square root of float32's smallest normal number (as the CPU path)
+LOG_POWER_FLOOR = tl.constexpr(math.log(torch.finfo(torch.float32).tiny) / 2)
+# below this, log1p(z) = z - z^2 / 2 to float32 precision, and log(1 + z) would round
+LOG1P_SERIES_BELOW = tl.constexpr(1e-4)
+INTEGER_GAMMAS = (0, 1, 2, 3, 4)
+
+
+@triton.jit
+def _log1p(z):
+    """``log(1 + z)`` for ``z >= 0`` without losing small ``z`` to rounding."""
+    return tl.where(z < LOG1P_SERIES_BELOW, z * (1.0 - 0.5 * z), tl.log(1.0 + z))
+
+
+@triton.jit
+def _power(p, log_p, gamma, GAMMA_INT: tl.constexpr):
+    """``p ** gamma``: products for a small integer ``GAMMA_INT``, else ``exp(gamma log p)``."""
+    if GAMMA_INT < 0:
+        result = tl.exp(tl.maximum(gamma * log_p, LOG_POWER_FLOOR))
+    else:
+        result = tl.full(p.shape, 1.0, tl.float32)
+        for _ in tl.static_range(GAMMA_INT):
+            result = result * p
+    return result
+
+
+@triton.jit
+def _focal_kernel(x_ptr, labels_ptr, weight_ptr, class_weight_ptr, label_weight_ptr, gamma_ptr,
+                  inv_div_ptr, grad_ptr, loss_ptr, stats_ptr,
+                  n_rows, n_cols, stride_xn, stride_xc, stride_un, stride_uc,
+                  gamma, alpha_p, alpha_n, nu, beta, rho, lam, inv_div,
+                  GAMMA_INT: tl.constexpr, GAMMA_PER_CLASS: tl.constexpr,
+                  HAS_WEIGHT: tl.constexpr, HAS_CLASS_WEIGHT: tl.constexpr,
+                  HAS_LABEL_WEIGHT: tl.constexpr, HAS_NU: tl.constexpr,
+                  HAS_BETA: tl.constexpr, HAS_LAM: tl.constexpr, DIV_FROM_PTR: tl.constexpr,
+                  NEED_GRAD: tl.constexpr, DENSE_LOSS: tl.constexpr, NEED_STATS: tl.constexpr,
+                  BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
+    pid_n = tl.program_id(0)
+    pid_c = tl.program_id(1)
+    rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    cols = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    row_in = rows < n_rows
+    col_in = cols < n_cols
+    inside = row_in[:, None] & col_in[None, :]
+    rows64 = rows.to(tl.int64)
+    x = tl.load(x_ptr + rows64[:, None] * stride_xn + cols[None, :] * stride_xc, mask=inside,
+                other=0.0).to(tl.float32)
+    y = tl.load(labels_ptr + rows, mask=row_in, other=-1)
+    t = cols[None, :] == y[:, None]  # labels outside [0, C) never match: background
+
+    s = tl.where(t, -x, x)
+    e = tl.exp(-tl.abs(s))
+    inv = 1.0 / (1.0 + e)
+    p = tl.where(s >= 0, inv, e * inv)  # sigmoid(s)
+    q = tl.where(s >= 0, e * inv, inv)  # 1 - p, without cancellation
+    log_sig_abs = -_log1p(e)  # log sigmoid(|s|)
+    l = tl.maximum(s, 0.0) - log_sig_abs  # softplus(s), the BCE
+    if GAMMA_PER_CLASS:
+        g = tl.load(gamma_ptr + cols, mask=col_in, other=0.0)[None, :]
+    else:
+        g = gamma
+    p_gamma = _power(p, tl.minimum(s, 0.0) + log_sig_abs, g, GAMMA_INT)
+    alpha_t = tl.where(t, alpha_p, alpha_n)
+    modulator = p_gamma
+    if HAS_NU:
+        modulator = p_gamma + nu
+    loss = alpha_t * modulator * l
+    grad = alpha_t * (g * p_gamma * q * l + modulator * p)
+    if HAS_BETA:
+        loss += tl.where(t, 0.0, beta * _log1p(p / rho))
+        grad += tl.where(t, 0.0, beta * p * q / (rho + p))
+
+    c = tl.full((BLOCK_N, BLOCK_C), 1.0, tl.float32)
+    if HAS_CLASS_WEIGHT:
+        c = c * tl.load(class_weight_ptr + cols, mask=col_in, other=0.0)[None, :]
+    if HAS_LABEL_WEIGHT:
+        y_index = tl.where((y >= 0) & (y < n_cols), y, n_cols)
+        c = c * tl.load(label_weight_ptr + y_index, mask=row_in, other=0.0)[:, None]
+    loss = c * loss
+    grad = c * grad
+    if HAS_LAM:
+        lam_loss = lam * loss
+        grad = grad / (1.0 + lam_loss)
+        loss = _log1p(lam_loss) / lam
+
+    if HAS_WEIGHT:
+        u = tl.load(weight_ptr + rows64[:, None] * stride_un + cols[None, :] * stride_uc,
+                    mask=inside, other=0.0).to(tl.float32)
+        loss = loss * u
+        grad = grad * u
+    if NEED_STATS:
+        magnitude = tl.abs(grad)
+        positive = tl.where(inside, tl.where(t, magnitude, 0.0), 0.0)
+        negative = tl.where(inside, tl.where(t, 0.0, magnitude), 0.0)
+        tl.atomic_add(stats_ptr + cols, tl.sum(positive, axis=0), mask=col_in)
+        tl.atomic_add(stats_ptr + n_cols + cols, tl.sum(negative, axis=0), mask=col_in)
+    if NEED_GRAD:
+        if DIV_FROM_PTR:
+            scale = tl.load(inv_div_ptr)
+        else:
+            scale = inv_div
+        out = tl.where(t, -grad, grad) * scale
+        tl.store(grad_ptr + rows64[:, None] * n_cols + cols[None, :], out, mask=inside)
+    if DENSE_LOSS:
+        tl.store(loss_ptr + rows64[:, None] * n_cols + cols[None, :], loss, mask=inside)
+    else:
+        partial = tl.sum(tl.sum(tl.where(inside, loss, 0.0), axis=1), axis=0)
+        tl.store(loss_ptr + pid_n * tl.num_programs(1) + pid_c, partial)
+
+
+@triton.jit
+def _scale_kernel(grad_ptr, scale_ptr, numel, BLOCK: tl.constexpr):
+    scale = tl.load(scale_ptr)
+    if scale != 1.0:
+        offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        inside = offsets < numel
+        values = tl.load(grad_ptr + offsets, mask=inside)
+        tl.store(grad_ptr + offsets, values * scale, mask=inside)
+
+
+class KernelForward(NamedTuple):
+    loss: Tensor  # scalar (reduced) or (N, C)
+    grad: Optional[Tensor]  # (N, C), divided by the reduction's divisor
+    stats: Optional[Tensor]  # (2, C)
+
+
+def _block_sizes(num_classes: int):
+    """``(BLOCK_N, BLOCK_C, num_warps)``: tiles of about 4096 elements, whole rows when C <= 128."""
+    block_c = min(triton.next_power_of_2(max(num_classes, 1)), 128)
+    return max(4096 // block_c, 1), block_c, 8
+
+
+def focal_forward(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optional[Tensor],
+                  divisor: Optional[Union[float, Tensor]], need_grad: bool,
+                  need_stats: bool) -> KernelForward:
+    """The Triton counterpart of ``imbfocal.losses.fused._focal_forward`` (float32 logits).
+
+    Args:
+        x: Logits ``(N, C)``, float32.
+        labels: Integer labels ``(N,)``, background outside ``[0, C)``.
+        terms: The loss's parameters (tensors on ``x``'s device or movable there).
+        weight: None, ``(N, 1)`` or ``(N, C)`` anchor weights.
+        divisor: None for an ``(N, C)`` loss, else what the summed loss is divided by.
+        need_grad: Whether to write ``dL/dx / divisor``.
+        need_stats: Whether to return the ``(2, C)`` gradient statistics (before the divisor).
+
+    Returns:
+        The loss, the gradient (or None) and the statistics (or None).
+    """
+    n, num_classes = x.shape
+    device = x.device
+    block_n, block_c, num_warps = _block_sizes(num_classes)
+    grid = (triton.cdiv(n, block_n), triton.cdiv(num_classes, block_c))
+    dense = divisor is None
+    loss = x.new_empty((n, num_classes) if dense else (grid[0] * grid[1], ))
+    grad = x.new_empty(n, num_classes) if need_grad else None
+    stats = torch.zeros(2, num_classes, device=device, dtype=torch.float32) if need_stats else None
+
+    gamma = terms.gamma
+    per_class_gamma = isinstance(gamma, Tensor)
+    gamma_int = -1 if per_class_gamma or gamma not in INTEGER_GAMMAS else int(gamma)
+    alpha_p, alpha_n = (terms.alpha, 1 - terms.alpha) if terms.alpha >= 0 else (1.0, 1.0)
+    div_from_ptr = isinstance(divisor, Tensor)
+    inv_div = (1.0 / divisor).to(device=device, dtype=torch.float32) if div_from_ptr else (
+        1.0 if divisor is None else 1.0 / divisor)
+
+    def on_device(tensor: Optional[Tensor]) -> Optional[Tensor]:
+        return None if tensor is None else tensor.to(device=device, dtype=torch.float32)
+
+    weight = on_device(weight)
+    stride_un, stride_uc = (0, 0) if weight is None else (
+        weight.stride(0), 0 if weight.size(1) == 1 else weight.stride(1))
+    dummy = x  # pointer arguments that a constexpr switch leaves unread
+    if n and num_classes:
+        _focal_kernel[grid](
+            x, labels, _or(weight, dummy), _or(on_device(terms.class_weight), dummy),
+            _or(on_device(terms.label_weight), dummy),
+            _or(on_device(gamma) if per_class_gamma else None, dummy),
+            inv_div if div_from_ptr else dummy, _or(grad, dummy), loss, _or(stats, dummy),
+            n, num_classes, x.stride(0), x.stride(1), stride_un, stride_uc,
+            0.0 if per_class_gamma else float(gamma), float(alpha_p), float(alpha_n),
+            float(terms.nu), float(terms.beta), float(terms.rho), float(terms.lam),
+            0.0 if div_from_ptr else float(inv_div),
+            GAMMA_INT=gamma_int, GAMMA_PER_CLASS=per_class_gamma,
+            HAS_WEIGHT=weight is not None, HAS_CLASS_WEIGHT=terms.class_weight is not None,
+            HAS_LABEL_WEIGHT=terms.label_weight is not None, HAS_NU=bool(terms.nu),
+            HAS_BETA=bool(terms.beta), HAS_LAM=bool(terms.lam), DIV_FROM_PTR=div_from_ptr,
+            NEED_GRAD=need_grad, DENSE_LOSS=dense, NEED_STATS=need_stats,
+            BLOCK_N=block_n, BLOCK_C=block_c, num_warps=num_warps)
+    elif not dense:
+        loss = loss.new_zeros(1)
+    if not dense:
+        loss = (loss.sum(dtype=torch.float64) / divisor).to(x.dtype)
+    return KernelForward(loss, grad, stats)
+
+
+def _or(tensor: Optional[Tensor], default: Tensor) -> Tensor:
+    return default if tensor is None else tensor
+
+
+def scale_gradient_(grad: Tensor, scale: Tensor) -> Tensor:
+    """``grad *= scale`` in place (``scale`` a one-element tensor), skipped on device if 1."""
+    if grad.numel():
+        block = 4096
+        _scale_kernel[(triton.cdiv(grad.numel(), block), )](grad, scale, grad.numel(),
+                                                              BLOCK=block, num_warps=8)
+    return grad

@@ -1,0 +1,190 @@
+"""The Triton kernel of the focal family against the float64 reference and the torch path.
+
+On a machine without a GPU the kernel runs under Triton's interpreter (``conftest.py``),
+which executes the same program with NumPy, so its maths, masks, tiling and reductions are
+checked in CI; on a GPU the compiled kernel is checked the same way.
+"""
+import itertools
+
+import pytest
+import torch
+
+from conftest import kernel_devices
+from imbfocal.losses import (AdaptiveFocalLoss, ClassBalancedFocalLoss, DualFocalLoss,
+                             EqualizedFocalLoss, focal_family_loss, fused_focal_loss)
+from imbfocal.losses import fused
+from imbfocal.losses.utils import broadcast_anchor_weight, reduce_loss
+from loss_testing import focal_terms_catalogue
+
+# Tiles are 32 x 128 for C <= 128 (then one column tile of whole rows); C = 300 needs three
+# column tiles, the last one partly masked; 70 rows end in a partial row tile.
+SHAPES = [(70, 5), (37, 300)]
+DEVICES = kernel_devices()
+
+
+def _batch(n, c, device, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    pred = torch.randn(n, c, generator=gen, dtype=torch.float64) * 4
+    pred[0, :4] = torch.tensor([-100., 100., 30., -30.], dtype=torch.float64)
+    labels = torch.randint(0, c + 1, (n, ), generator=gen)
+    labels[:3] = torch.tensor([0, 1, -1])  # positives at x = -100 and 100; an ignored label
+    return pred.to(device), labels.to(device)
+
+
+def _weight(kind, n, c, device):
+    gen = torch.Generator().manual_seed(7)
+    weight = {None: None, 'anchor': torch.rand(n, generator=gen, dtype=torch.float64),
+              'element': torch.rand(n, c, generator=gen, dtype=torch.float64)}[kind]
+    return None if weight is None else weight.to(device)
+
+
+def _value_and_grad(fn, pred, grad_out):
+    pred = pred.detach().clone().requires_grad_()
+    loss = fn(pred)
+    (grad, ) = torch.autograd.grad(loss, pred, grad_out(loss))
+    return loss.detach(), grad
+
+
+def _grad_out(reduction):
+    """A random upstream gradient for ``'none'``; 2.5 for a scalar (1 is tested apart)."""
+    if reduction == 'none':
+        return lambda loss: torch.rand(loss.shape, generator=torch.Generator().manual_seed(3),
+                                       dtype=torch.float64).to(loss.device, loss.dtype)
+    return lambda loss: torch.full_like(loss, 2.5)
+
+
+def _reference(pred, labels, terms, weight, reduction, avg_factor):
+    loss = focal_family_loss(pred, labels, terms)
+    return reduce_loss(loss, broadcast_anchor_weight(weight, loss), reduction, avg_factor)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('n,c', SHAPES)
+@pytest.mark.parametrize('name', list(focal_terms_catalogue(1)))
+@pytest.mark.parametrize('weight_kind,reduction,avg_factor',
+                         list(itertools.product([None, 'anchor', 'element'], ['none', 'mean'],
+                                                [None, 3.5])) + [(None, 'sum', None)])
+def test_kernel_matches_float64_reference(device, n, c, name, weight_kind, reduction,
+                                          avg_factor):
+    pred, labels = _batch(n, c, device)
+    terms = focal_terms_catalogue(c)[name]
+    weight = _weight(weight_kind, n, c, device)
+    weight32 = None if weight is None else weight.float()
+    with fused.use_impl('triton'):
+        ours = _value_and_grad(
+            lambda x: fused_focal_loss(x, labels, terms, weight32, reduction, avg_factor),
+            pred.float(), _grad_out(reduction))
+    ref = _value_and_grad(lambda x: _reference(x, labels, terms, weight, reduction, avg_factor),
+                          pred, _grad_out(reduction))
+    assert ours[0].dtype == torch.float32
+    torch.testing.assert_close(ours, tuple(r.float() for r in ref), rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_unit_upstream_gradient_is_not_applied(device):
+    """The backward kernel skips the in-place scaling when the incoming gradient is 1."""
+    pred, labels = _batch(70, 5, device)
+    pred = pred.float().requires_grad_()
+    with fused.use_impl('triton'):
+        loss = fused_focal_loss(pred, labels, avg_factor=torch.tensor(4.0, device=device))
+    loss.backward()
+    with fused.use_impl('torch'):
+        (expected, ) = torch.autograd.grad(fused_focal_loss(pred, labels, avg_factor=4.0), pred)
+    torch.testing.assert_close(pred.grad, expected, rtol=2e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_non_contiguous_logits(device):
+    pred, labels = _batch(70, 5, device)
+    strided = pred.float().t().contiguous().t()  # column-major (N, C)
+    assert not strided.is_contiguous()
+    with fused.use_impl('triton'):
+        ours = _value_and_grad(lambda x: fused_focal_loss(x, labels), strided,
+                               _grad_out('mean'))
+    with fused.use_impl('torch'):
+        ref = _value_and_grad(lambda x: fused_focal_loss(x, labels), pred.float(),
+                              _grad_out('mean'))
+    torch.testing.assert_close(ours, ref, rtol=2e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('reduction', ['none', 'mean'])
+def test_extreme_logits_finite(device, reduction):
+    x = torch.linspace(-100, 100, 201, device=device).view(-1, 1).repeat(1, 5).requires_grad_()
+    labels = torch.arange(201, device=device) % 6
+    with fused.use_impl('triton'):
+        for terms in focal_terms_catalogue(5).values():
+            loss = fused_focal_loss(x, labels, terms, reduction=reduction)
+            (grad, ) = torch.autograd.grad(loss.sum(), x)
+            assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('reduction,avg_factor', [('mean', None), ('mean', 0.0), ('sum', None),
+                                                  ('none', None)])
+def test_empty(device, reduction, avg_factor):
+    pred = torch.zeros(0, 80, device=device, requires_grad=True)
+    labels = torch.zeros(0, dtype=torch.long, device=device)
+    with fused.use_impl('triton'):
+        loss = fused_focal_loss(pred, labels, reduction=reduction, avg_factor=avg_factor)
+    loss.sum().backward()
+    assert loss.shape == ((0, 80) if reduction == 'none' else ())
+    assert loss.sum().item() == 0 and pred.grad.shape == (0, 80)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_second_backward_raises_and_names_the_fix(device):
+    pred, labels = _batch(70, 5, device)
+    pred = pred.float().requires_grad_()
+    with fused.use_impl('triton'):
+        loss = 2 * fused_focal_loss(pred, labels)
+    torch.autograd.grad(loss, pred, retain_graph=True)
+    with pytest.raises(RuntimeError, match=r"use_impl\('torch'\)"):
+        torch.autograd.grad(loss, pred)
+
+
+def test_cpu_without_interpreter_names_the_fix(monkeypatch):
+    monkeypatch.setenv('TRITON_INTERPRET', '0')
+    pred, labels = _batch(4, 5, 'cpu')
+    with fused.use_impl('triton'), pytest.raises(RuntimeError, match='TRITON_INTERPRET=1'):
+        fused_focal_loss(pred.float(), labels)
+
+
+def _efl(c):
+    efl = EqualizedFocalLoss(num_classes=c).train()
+    gen = torch.Generator().manual_seed(5)
+    efl.pos_grad.copy_(torch.rand(c, generator=gen))
+    efl.neg_grad.copy_(torch.rand(c, generator=gen) * 4)
+    return efl
+
+
+MODULES = {
+    'cb': lambda c: ClassBalancedFocalLoss(class_counts=[1000 // (k + 1) for k in range(c)],
+                                           beta=0.99, bg_weight=0.7),
+    'afl': lambda c: AdaptiveFocalLoss(class_counts=[1000 // (k + 1) for k in range(c)],
+                                       beta=0.99, lam0=2.0).eval(),
+    'dfl': lambda c: DualFocalLoss(gamma=3.0, nu=0.2, beta=0.5, rho=0.5),
+    'efl': _efl,
+}
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('n,c', SHAPES)
+@pytest.mark.parametrize('name', MODULES)
+def test_modules_kernel_matches_torch_path(device, n, c, name):
+    """Every element-wise module, EFL's statistics and state included, over two steps."""
+    pred, labels = _batch(n, c, device)
+    pred = pred.float()
+    weight = _weight('anchor', n, c, device).float()
+    weight[5] = 0  # an ignored anchor
+    kernel_module, torch_module = MODULES[name](c).to(device), MODULES[name](c).to(device)
+    for step in range(2):
+        with fused.use_impl('triton'):
+            ours = _value_and_grad(lambda x: kernel_module(x, labels, weight, avg_factor=5.0),
+                                   pred + step, _grad_out('mean'))
+        with fused.use_impl('torch'):
+            ref = _value_and_grad(lambda x: torch_module(x, labels, weight, avg_factor=5.0),
+                                  pred + step, _grad_out('mean'))
+        torch.testing.assert_close(ours, ref, rtol=2e-5, atol=1e-7)
+        torch.testing.assert_close(kernel_module.state_dict(), torch_module.state_dict(),
+                                   rtol=2e-5, atol=1e-6)
