@@ -2,8 +2,10 @@
 
 Measured per scale (COCO: N x 80, LVIS: N x 1203 logits) for:
 
-* every imbfocal loss module (the element-wise ones through their default fused path; with
-  ``--reference`` also through the autograd reference, ``fused.use_impl('reference')``);
+* every imbfocal loss module, through each implementation ``--impls`` names (see
+  ``imbfocal.losses.fused``): ``triton`` (the Triton kernels) and ``torch`` (the chunked
+  PyTorch path) by default on CUDA, ``fused`` (the default path) on CPU, and ``reference``
+  (the autograd reference) on request;
 * MMDetection's ``FocalLoss`` (on CPU its pure-PyTorch ``py_sigmoid_focal_loss`` with the
   one-hot target it builds itself; on CUDA the mmcv op);
 * torchvision's ``sigmoid_focal_loss`` when torchvision is installed (one-hot targets built
@@ -88,16 +90,17 @@ def _module_case(name: str, module: torch.nn.Module, impl: str) -> Case:
     from imbfocal.losses import fused
 
     def fn(inputs: Inputs) -> Tensor:
-        with fused.use_impl(impl if impl in fused.IMPLS else 'fused'):
+        with fused.use_impl(impl):
             return module(inputs['logits_leaf'], inputs['labels'], inputs['weight'],
                           avg_factor=inputs['avg_factor'])
 
     return Case(name, impl, fn)
 
 
-def imbfocal_cases(num_classes: int, device: str, reference: bool) -> List[Case]:
-    """Every imbfocal loss module, fused (default) and optionally the reference path."""
+def imbfocal_cases(num_classes: int, device: str, impls: Sequence[str]) -> List[Case]:
+    """Every imbfocal loss module through each implementation in ``impls``."""
     import imbfocal.losses as losses
+    from imbfocal import kernels
     counts = long_tailed_counts(num_classes)
     gen = torch.Generator().manual_seed(1)
     efl = losses.EqualizedFocalLoss(num_classes=num_classes)
@@ -113,10 +116,11 @@ def imbfocal_cases(num_classes: int, device: str, reference: bool) -> List[Case]
     cases = []
     for name, module in modules.items():
         module.to(device).train()
-        elementwise = isinstance(module, losses.ElementwiseSigmoidLoss)
-        cases.append(_module_case(name, module, 'fused' if elementwise else 'batch'))
-        if reference and elementwise:
-            cases.append(_module_case(name, module, 'reference'))
+        for impl in impls:
+            if impl == 'triton' and not kernels.kernels_run_on(torch.empty(0, device=device)):
+                cases.append(Case(name, impl, None, 'triton unavailable'))
+            else:
+                cases.append(_module_case(name, module, impl))
     return cases
 
 
@@ -237,8 +241,8 @@ def run_scale(scale: str, n: int, args: argparse.Namespace) -> Dict:
     num_classes = CLASSES[scale]
     dtype = getattr(torch, args.dtype)
     inputs = make_inputs(n, num_classes, args.device, dtype)
-    cases = baseline_cases(args.device) + imbfocal_cases(num_classes, args.device,
-                                                         args.reference)
+    impls = args.impls or (['triton', 'torch'] if args.device.startswith('cuda') else ['fused'])
+    cases = baseline_cases(args.device) + imbfocal_cases(num_classes, args.device, impls)
     rows = []
     for case in cases:
         if args.losses and case.name not in args.losses and case.name not in (MMDET, FLOOR):
@@ -283,8 +287,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--threads', type=int, default=os.cpu_count(),
                         help='torch.set_num_threads (default: all cores)')
-    parser.add_argument('--reference', action='store_true',
-                        help='also time the autograd reference path of each element-wise loss')
+    parser.add_argument('--impls', nargs='+', choices=['fused', 'torch', 'triton', 'reference'],
+                        help="implementations of the imbfocal losses to time (default: 'triton' "
+                        "and 'torch' on CUDA, 'fused' on CPU; see imbfocal.losses.fused)")
     parser.add_argument('--losses', nargs='*', help='only these imbfocal losses')
     parser.add_argument('--out', help='write the results as JSON here')
     return parser.parse_args(argv)

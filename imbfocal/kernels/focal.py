@@ -29,6 +29,7 @@ import triton.language as tl
 from torch import Tensor
 
 from ..losses.focal_loss import FocalTerms
+from .common import block_sizes, load_tile
 
 # exp() is floored at the square root of float32's smallest normal number (as the CPU path)
 LOG_POWER_FLOOR = tl.constexpr(math.log(torch.finfo(torch.float32).tiny) / 2)
@@ -66,18 +67,8 @@ def _focal_kernel(x_ptr, labels_ptr, weight_ptr, class_weight_ptr, label_weight_
                   HAS_BETA: tl.constexpr, HAS_LAM: tl.constexpr, DIV_FROM_PTR: tl.constexpr,
                   NEED_GRAD: tl.constexpr, DENSE_LOSS: tl.constexpr, NEED_STATS: tl.constexpr,
                   BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
-    pid_n = tl.program_id(0)
-    pid_c = tl.program_id(1)
-    rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    cols = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
-    row_in = rows < n_rows
-    col_in = cols < n_cols
-    inside = row_in[:, None] & col_in[None, :]
-    rows64 = rows.to(tl.int64)
-    x = tl.load(x_ptr + rows64[:, None] * stride_xn + cols[None, :] * stride_xc, mask=inside,
-                other=0.0).to(tl.float32)
-    y = tl.load(labels_ptr + rows, mask=row_in, other=-1)
-    t = cols[None, :] == y[:, None]  # labels outside [0, C) never match: background
+    x, y, t, rows64, cols, row_in, col_in, inside = load_tile(
+        x_ptr, labels_ptr, n_rows, n_cols, stride_xn, stride_xc, BLOCK_N, BLOCK_C)
 
     s = tl.where(t, -x, x)
     e = tl.exp(-tl.abs(s))
@@ -136,7 +127,7 @@ def _focal_kernel(x_ptr, labels_ptr, weight_ptr, class_weight_ptr, label_weight_
         tl.store(loss_ptr + rows64[:, None] * n_cols + cols[None, :], loss, mask=inside)
     else:
         partial = tl.sum(tl.sum(tl.where(inside, loss, 0.0), axis=1), axis=0)
-        tl.store(loss_ptr + pid_n * tl.num_programs(1) + pid_c, partial)
+        tl.store(loss_ptr + tl.program_id(0) * tl.num_programs(1) + tl.program_id(1), partial)
 
 
 @triton.jit
@@ -153,12 +144,6 @@ class KernelForward(NamedTuple):
     loss: Tensor  # scalar (reduced) or (N, C)
     grad: Optional[Tensor]  # (N, C), divided by the reduction's divisor
     stats: Optional[Tensor]  # (2, C)
-
-
-def _block_sizes(num_classes: int):
-    """``(BLOCK_N, BLOCK_C, num_warps)``: tiles of about 4096 elements, whole rows when C <= 128."""
-    block_c = min(triton.next_power_of_2(max(num_classes, 1)), 128)
-    return max(4096 // block_c, 1), block_c, 8
 
 
 def focal_forward(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optional[Tensor],
@@ -180,7 +165,7 @@ def focal_forward(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optional
     """
     n, num_classes = x.shape
     device = x.device
-    block_n, block_c, num_warps = _block_sizes(num_classes)
+    block_n, block_c, num_warps = block_sizes(num_classes)
     grid = (triton.cdiv(n, block_n), triton.cdiv(num_classes, block_c))
     dense = divisor is None
     loss = x.new_empty((n, num_classes) if dense else (grid[0] * grid[1], ))

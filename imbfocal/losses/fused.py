@@ -349,9 +349,12 @@ def use_kernel(x: Tensor) -> bool:
 
     Raises:
         RuntimeError: Under ``use_impl('triton')`` where the kernel cannot run.
+        ValueError: Under ``use_impl('triton')`` for logits other than float32.
     """
     if _impl == 'triton':
         kernels.require_kernels(x)
+        if x.dtype != torch.float32:
+            raise ValueError(f'The Triton kernels take float32 logits, got {x.dtype}')
         return True
     return _impl == 'fused' and x.dtype == torch.float32 and x.is_cuda and \
         kernels.kernels_run_on(x)

@@ -24,7 +24,12 @@ one call), ``P_c`` the anchors labelled ``c`` and ``N_c = V \\ P_c``. For ``C = 
 Batch statistics and distribution: the four per-class sums are one reduction over the anchors
 (no loop over classes) and, under ``torch.distributed``, are summed over the processes with an
 autograd-aware all-reduce (``all_reduce_sum``), so every process computes the statistic of the
-global batch, and DDP's gradient averaging yields the single-process gradient.
+global batch, and DDP's gradient averaging yields the single-process gradient. From integer
+labels with per-anchor weights the sums come from one fused Function
+(:mod:`imbfocal.losses.fused_parameter_free`: a reduction pass forward, an element-wise pass
+backward, no ``(N, C)`` temporaries; Triton kernels on CUDA); one-hot or soft targets,
+per-element weights, weights that require gradients, and ``fused.use_impl('reference')`` take
+the dense autograd path, which the tests hold the fused one to.
 
 Choices this module makes (the paper is a classification paper; detection needs more):
 
@@ -66,6 +71,8 @@ from mmdet.registry import MODELS
 from torch import Tensor, nn
 
 from ..registry import register
+from .fused import get_impl
+from .fused_parameter_free import label_sums
 from .utils import (AvgFactor, all_reduce_sum, as_float32, check_reduction,
                     labels_to_targets, resolve_reduction)
 
@@ -135,32 +142,6 @@ def _one_vs_all_terms(pos_w: Tensor, neg_w: Tensor, pos_prob: Tensor, neg_prob: 
                             (neg_w * neg_prob).sum(dims), neg_w.sum(dims), eps)
 
 
-def _label_terms(x: Tensor, labels: Tensor, w: Optional[Tensor], hard_majority: bool,
-                 eps: float) -> Tensor:
-    """Per-class terms from integer labels and per-anchor weights, without dense targets.
-
-    The positive sums gather each anchor's own-class probability (``N`` values) and add them
-    into their class; the negative numerator is ``w @ (1 - p)`` with every foreground
-    anchor's own-class entry zeroed by a scatter (exact, no cancellation); the negative count
-    is the total weight minus the positive count. About three ``(N, C)`` temporaries instead
-    of eight, which matters at LVIS scale (240k anchors x 1203 classes = 1.15 GB each).
-    """
-    n, c = x.shape
-    w = x.new_ones(n) if w is None else w.reshape(n)
-    fg = (labels >= 0) & (labels < c)
-    own = labels.clamp(0, max(c - 1, 0)).unsqueeze(1)
-    fg_w = w * fg.to(x.dtype)
-    pos_num = x.new_zeros(c).index_add(0, own[:, 0], fg_w * x.gather(1, own)[:, 0].sigmoid())
-    pos_cnt = x.new_zeros(c).index_add(0, own[:, 0], fg_w)
-    neg_prob = (-x).sigmoid()
-    if hard_majority:
-        neg_prob = _hard(neg_prob)
-    # A background anchor's entry is written back unchanged, a foreground one's set to 0.
-    neg_prob = neg_prob.scatter(1, own, neg_prob.gather(1, own) * (~fg).unsqueeze(1))
-    neg_cnt = (w.sum() - pos_cnt).clamp(min=0)
-    return _terms_from_sums(pos_num, pos_cnt, w @ neg_prob, neg_cnt, eps)
-
-
 def parameter_free_loss(pred: Tensor,
                         target: Tensor,
                         weight: Optional[Tensor] = None,
@@ -190,9 +171,10 @@ def parameter_free_loss(pred: Tensor,
         w = _anchor_weight(weight, x)
         if not target.is_floating_point():
             _check_labels(target, x.size(1), None if w is None else (w > 0).any(-1))
-        if not target.is_floating_point() and (w is None or w.size(1) == 1):
-            return _reduce_terms(_label_terms(x, target, w, hard_majority, eps), reduction,
-                                 avg_factor)
+        if (not target.is_floating_point() and (w is None or w.size(1) == 1)
+                and get_impl() != 'reference' and not (w is not None and w.requires_grad)):
+            terms = _terms_from_sums(*label_sums(x, target, w, hard_majority), eps)
+            return _reduce_terms(terms, reduction, avg_factor)
         t = labels_to_targets(x, target)
         pos_w = t if w is None else t * w
         neg_w = 1 - t if w is None else (1 - t) * w

@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 
+from imbfocal.losses import fused
 from imbfocal.losses.parameter_free_loss import (GaussianParameterFreeLoss, ParameterFreeLoss,
                                                  gaussian_parameter_free_loss,
                                                  parameter_free_loss,
@@ -316,6 +317,28 @@ def test_label_path_equals_dense_path(hard):
     torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(torch.autograd.grad(a.sum(), x)[0],
                                torch.autograd.grad(b.sum(), x)[0], rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize('weighted', [False, True])
+@pytest.mark.parametrize('hard', [False, True])
+def test_fused_sums_match_reference_across_chunks(monkeypatch, hard, weighted):
+    # The fused Function (row chunks of 3 here, so chunks end mid-batch and the last is
+    # ragged) against the dense autograd path, in value and gradient; float32 logits with
+    # p rounding to 1 (x = 30) and ignored anchors labelled -1.
+    monkeypatch.setitem(fused.CHUNK_ELEMENTS, 'cpu', 3 * 7)
+    x, y, w = _batch(40, 7, seed=5, scale=4.0)
+    x = x.float()
+    x[0, :3] = torch.tensor([30.0, -30.0, 0.0])
+    y[w == 0] = -1
+    w = w.float() * (torch.linspace(0.5, 2.0, 40) if weighted else 1)
+    results = []
+    for impl in ('fused', 'reference'):
+        logits = x.clone().requires_grad_()
+        with fused.use_impl(impl):
+            loss = parameter_free_loss(logits, y, w, hard_majority=hard, reduction='none')
+        (grad, ) = torch.autograd.grad(loss, logits, torch.linspace(0.1, 1.0, 7))
+        results.append((loss.detach(), grad))
+    torch.testing.assert_close(results[0], results[1], rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize('hard', [False, True])
