@@ -36,7 +36,6 @@ Benchmarks are not tests: nothing here asserts a time. Example::
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -45,6 +44,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from torch import Tensor
+
+from imbfocal.benchmarking import environment, write_report
 
 Inputs = Dict[str, Tensor]
 LossFn = Callable[[Inputs], Tensor]
@@ -300,13 +301,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     torch.set_num_threads(args.threads)
     kind = 'cuda' if args.device.startswith('cuda') else 'cpu'
     sizes = {'coco': args.coco_n, 'lvis': args.lvis_n}
-    report = dict(
-        config=dict(device=args.device, dtype=args.dtype, threads=torch.get_num_threads(),
-                    repeats=args.repeats, warmup=args.warmup, torch=torch.__version__,
-                    machine=platform.processor() or platform.machine(),
-                    gpu=torch.cuda.get_device_name() if kind == 'cuda' else None,
-                    load_average=list(os.getloadavg())),
-        scales=[])
+    report = dict(config=dict(environment(args.device), dtype=args.dtype,
+                              repeats=args.repeats, warmup=args.warmup), scales=[])
     for scale in args.scales:
         n = sizes[scale] or DEFAULT_N[kind][scale]
         report['scales'].append(run_scale(scale, n, args))
@@ -315,10 +311,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         print(markdown(scale_result))
     print(f"load average before / after: {report['config']['load_average']} / "
           f"{report['config']['load_average_after']}")
-    if args.out:
-        with open(args.out, 'w', encoding='utf-8') as f:
-            json.dump(report, f, indent=1)
-    return report
+    return write_report(report, args.out)
 
 
 if __name__ == '__main__':

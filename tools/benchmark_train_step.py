@@ -18,7 +18,6 @@ CUDA op on a GPU). Benchmarks are not tests: nothing here asserts a time. Exampl
 afl,dfl,efl,pf}_1x_lvis-v1.py --device cuda --out train_step.json
 """
 import argparse
-import json
 import os.path as osp
 import statistics
 import time
@@ -28,6 +27,8 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.optim import build_optim_wrapper
 from mmengine.structures import InstanceData
+
+from imbfocal.benchmarking import environment, write_report
 
 IMBALANCE = 100.0
 
@@ -188,16 +189,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     for config in args.configs:
         rows.append(run(config, args))
         print(f"  {rows[-1]['config']}: {rows[-1]['step_ms_median']:.1f} ms", flush=True)
-    report = dict(config=dict(device=args.device, batch_size=args.batch_size,
+    report = dict(config=dict(environment(args.device), batch_size=args.batch_size,
                               image_size=args.image_size, boxes=args.boxes, iters=args.iters,
-                              warmup=args.warmup, torch=torch.__version__,
-                              gpu=torch.cuda.get_device_name() if args.device.startswith('cuda')
-                              else None), results=rows)
+                              warmup=args.warmup), results=rows)
     print(markdown(rows))
-    if args.out:
-        with open(args.out, 'w', encoding='utf-8') as f:
-            json.dump(report, f, indent=1)
-    return report
+    return write_report(report, args.out)
 
 
 if __name__ == '__main__':
