@@ -124,21 +124,65 @@ def _needs_log(gamma: Union[float, Tensor]) -> bool:
     return isinstance(gamma, Tensor) or gamma not in (0, 1, 2, 3, 4)
 
 
-def _negative_form(x: Tensor, gamma: Union[float, Tensor], alpha_n: float, terms: FocalTerms,
+Factor = Union[float, Tensor, None]
+
+
+def _scale_(tensor: Tensor, factors: Sequence[Factor]) -> Tensor:
+    """``tensor *= prod(factors)`` in as few passes over ``tensor`` as the shapes allow.
+
+    Scalars (floats, 0-d tensors), row factors ``(R, 1)`` and column factors ``(1, C)`` are
+    first multiplied together among themselves (a few hundred elements at most), so a loss
+    scaled by a per-anchor class weight, ``alpha``, the anchor weight and ``1 / divisor``
+    costs one pass, not four. Factors of ``tensor``'s own shape are applied one by one.
+    """
+    scalar: Union[float, Tensor] = 1.0
+    row = col = None
+    full = []
+    wide = tensor.dim() == 2 and tensor.size(1) != 1
+    for factor in factors:
+        if factor is None:
+            continue
+        if not isinstance(factor, Tensor) or factor.dim() == 0:
+            scalar = scalar * factor
+        elif wide and factor.dim() == 2 and factor.size(1) == 1:
+            row = factor if row is None else row * factor
+        elif wide and factor.dim() == 2 and factor.size(0) == 1 and tensor.size(0) != 1:
+            col = factor if col is None else col * factor
+        else:
+            full.append(factor)
+    small = [f for f in (row, col) if f is not None]
+    unit = not isinstance(scalar, Tensor) and scalar == 1
+    if small and not unit:
+        small[0] = small[0] * scalar
+    elif not unit:
+        tensor.mul_(scalar)
+    for factor in small + full:
+        tensor.mul_(factor)
+    return tensor
+
+
+def _negative_form(x: Tensor, gamma: Union[float, Tensor], alpha: float, terms: FocalTerms,
                    beta: float, scales: Sequence[Tensor], loss: Tensor,
-                   grad: Optional[Tensor], work: Sequence[Tensor]) -> None:
-    """Write ``A_s(c * L0)`` and ``c * dL0/dx * A_s'`` of the ``t = 0`` form into the outputs.
+                   grad: Optional[Tensor], work: Sequence[Tensor],
+                   loss_post: Sequence[Factor] = (), grad_post: Sequence[Factor] = ()) -> None:
+    """Write ``A_s(c * L0) * prod(loss_post)`` and ``c * dL0/dx * A_s' * prod(grad_post)``.
+
+    ``L0`` is the ``t = 0`` form of the module docstring with ``alpha`` for ``alpha_n``.
+    Every constant factor (``alpha``, ``c``, ``lam_s``, the ``post`` factors) is folded into
+    as few passes as possible (:func:`_scale_`).
 
     Args:
         x: Logits, any shape.
         gamma: Scalar or a tensor broadcastable to ``x``.
-        alpha_n: Weight of the ``t = 0`` term.
+        alpha: Weight of the focal term.
         terms: Supplies ``nu``, ``rho`` and ``lam``.
         beta: Weight of the regulariser (0 for the ``t = 1`` form).
         scales: Factors of ``c``, broadcastable to ``x``.
         loss: Output of ``x``'s shape.
         grad: Output of ``x``'s shape, or None to skip the gradient.
         work: Four buffers of ``x``'s shape.
+        loss_post: Factors of the loss after ``A_s`` (the anchor weight).
+        grad_post: Factors of the gradient (the anchor weight, ``1 / divisor``).
     """
     p, q, l, tmp = work
     torch.sigmoid(x, out=p)
@@ -151,46 +195,49 @@ def _negative_form(x: Tensor, gamma: Union[float, Tensor], alpha_n: float, terms
     if _needs_log(gamma):
         log_p = torch.clamp(x, max=0, out=p_gamma_out).add_(log_sig_abs)
     torch.sub(torch.clamp(x, min=0, out=tmp), log_sig_abs, out=l)
+    # alpha multiplies the focal term only: with a regulariser it is applied here, else
+    # folded into c below
+    alpha_here = alpha if beta and alpha != 1 else 1.0
     if grad is None:
         _power(p, log_p, gamma, out=loss).mul_(l)
     else:
         p_gamma = _power(p, log_p, gamma, out=grad)
         torch.mul(p_gamma, l, out=loss)
-        # grad = gamma * p^gamma * l * (1 - p) + (p^gamma + nu) * p, times alpha_n below
+        # grad = gamma * p^gamma * l * (1 - p) + (p^gamma + nu) * p
         if terms.nu:
             grad.add_(terms.nu)
         grad.mul_(p)
         if isinstance(gamma, Tensor):
-            grad.add_(torch.mul(loss, q, out=tmp).mul_(gamma))
+            grad.addcmul_(torch.mul(loss, gamma, out=tmp), q)
         else:
             grad.addcmul_(loss, q, value=gamma)
-        if alpha_n != 1:
-            grad.mul_(alpha_n)
-        if beta:
-            torch.mul(p, q, out=q).div_(torch.add(p, terms.rho, out=tmp))
-            grad.add_(q, alpha=beta)
-    # loss = alpha_n * (p^gamma + nu) * l + beta * log1p(p / rho); it holds p^gamma * l here
+        if alpha_here != 1:
+            grad.mul_(alpha_here)
+    # loss = (p^gamma + nu) * l + beta * log1p(p / rho); it holds p^gamma * l here
     if terms.nu:
         loss.add_(l, alpha=terms.nu)
-    if alpha_n != 1:
-        loss.mul_(alpha_n)
+    if alpha_here != 1:
+        loss.mul_(alpha_here)
     if beta:
-        loss.add_(torch.div(p, terms.rho, out=l).log1p_(), alpha=beta)
-    for scale in scales:
-        loss.mul_(scale)
+        rho_p = torch.add(p, terms.rho, out=tmp)
         if grad is not None:
-            grad.mul_(scale)
+            grad.addcdiv_(torch.mul(p, q, out=q), rho_p, value=beta)
+        # log1p(p / rho) = log(rho + p) - log(rho): it rounds as l does (an absolute error
+        # of float eps / 2 where p is tiny) and costs one log instead of a log1p and a divide
+        loss.add_(rho_p.log_(), alpha=beta)
+        if terms.rho != 1:
+            loss.sub_(beta * math.log(terms.rho))
+    c = list(scales) + ([] if beta or alpha == 1 else [alpha])
     if terms.lam:
-        _adaptive_gradient(loss, grad, terms.lam, work=(tmp, p))
-
-
-def _adaptive_gradient(loss: Tensor, grad: Optional[Tensor], lam: float,
-                       work: Sequence[Tensor]) -> None:
-    """In place: ``grad /= 1 + lam * L`` and ``L = log1p(lam * L) / lam`` (two work buffers)."""
-    lam_loss = torch.mul(loss, lam, out=work[0])
+        # A_s(c L0) = log1p(lam c L0) / lam, A_s' = 1 / (1 + lam c L0)
+        lam_loss = _scale_(loss, c + [terms.lam])
+        if grad is not None:
+            grad.div_(torch.add(lam_loss, 1, out=tmp))
+        _scale_(lam_loss.log1p_(), list(loss_post) + [1 / terms.lam])
+    else:
+        _scale_(loss, c + list(loss_post))
     if grad is not None:
-        grad.div_(torch.add(lam_loss, 1, out=work[1]))
-    torch.div(lam_loss.log1p_(), lam, out=loss)
+        _scale_(grad, c + list(grad_post))
 
 
 class _Operands(NamedTuple):
@@ -309,16 +356,16 @@ def _focal_forward(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optiona
         grad_c = grad_out[r0:r1] if need_grad else (buffers[-1] if need_stats else None)
         scales = [s for s in (_rows(ops.anchor_scale, r0, r1), ops.class_scale)
                   if s is not None]
-        _negative_form(x[r0:r1], ops.terms.gamma, _alphas(terms.alpha)[1], ops.terms,
-                       terms.beta, scales, loss_c, grad_c, buffers[:4])
-        positives = (local_rows[bounds[k]:bounds[k + 1]], pos.cols[bounds[k]:bounds[k + 1]])
         u_c = _rows(ops.weight, r0, r1)
+        # EFL's statistics need c * dL0/dx * A_s' before the anchor weight and the divisor
+        grad_post = [] if need_stats else [u_c, ops.inv_divisor]
+        _negative_form(x[r0:r1], ops.terms.gamma, _alphas(terms.alpha)[1], ops.terms,
+                       terms.beta, scales, loss_c, grad_c, buffers[:4], [u_c], grad_post)
+        positives = (local_rows[bounds[k]:bounds[k + 1]], pos.cols[bounds[k]:bounds[k + 1]])
         if need_stats:
             neg_stats += _column_magnitudes(grad_c.index_put_(positives, zero), u_c)
-        if u_c is not None:
-            loss_c.mul_(u_c)
-        if need_grad:
-            grad_c.mul_(ops.inv_divisor if u_c is None else u_c * ops.inv_divisor)
+            if need_grad:
+                _scale_(grad_c, [u_c, ops.inv_divisor])
         if divisor is not None:
             chunk_sums.append(loss_c.index_put_(positives, zero).sum())
     if need_grad:
