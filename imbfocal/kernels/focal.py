@@ -132,11 +132,11 @@ def _focal_kernel(x_ptr, labels_ptr, weight_ptr, class_weight_ptr, label_weight_
 
 @triton.jit
 def _scale_kernel(grad_ptr, scale_ptr, numel, BLOCK: tl.constexpr):
-    scale = tl.load(scale_ptr)
+    scale = tl.load(scale_ptr).to(tl.float32)
     if scale != 1.0:
         offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         inside = offsets < numel
-        values = tl.load(grad_ptr + offsets, mask=inside)
+        values = tl.load(grad_ptr + offsets, mask=inside).to(tl.float32)
         tl.store(grad_ptr + offsets, values * scale, mask=inside)
 
 
@@ -149,10 +149,10 @@ class KernelForward(NamedTuple):
 def focal_forward(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optional[Tensor],
                   divisor: Optional[Union[float, Tensor]], need_grad: bool,
                   need_stats: bool) -> KernelForward:
-    """The Triton counterpart of ``imbfocal.losses.fused._focal_forward`` (float32 logits).
+    """The Triton counterpart of ``imbfocal.losses.fused._focal_forward``.
 
     Args:
-        x: Logits ``(N, C)``, float32.
+        x: Logits ``(N, C)``: float32, float16 or bfloat16 (computed in float32).
         labels: Integer labels ``(N,)``, background outside ``[0, C)``.
         terms: The loss's parameters (tensors on ``x``'s device or movable there).
         weight: None, ``(N, 1)`` or ``(N, C)`` anchor weights.
@@ -168,7 +168,9 @@ def focal_forward(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optional
     block_n, block_c, num_warps = block_sizes(num_classes)
     grid = (triton.cdiv(n, block_n), triton.cdiv(num_classes, block_c))
     dense = divisor is None
-    loss = x.new_empty((n, num_classes) if dense else (grid[0] * grid[1], ))
+    # the loss is float32 for half logits too; the gradient has the logits' dtype
+    loss = torch.empty((n, num_classes) if dense else (grid[0] * grid[1], ), device=device,
+                       dtype=torch.float32)
     grad = x.new_empty(n, num_classes) if need_grad else None
     stats = torch.zeros(2, num_classes, device=device, dtype=torch.float32) if need_stats else None
 
@@ -206,7 +208,7 @@ def focal_forward(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optional
     elif not dense:
         loss = loss.new_zeros(1)
     if not dense:
-        loss = (loss.sum(dtype=torch.float64) / divisor).to(x.dtype)
+        loss = (loss.sum(dtype=torch.float64) / divisor).float()
     return KernelForward(loss, grad, stats)
 
 

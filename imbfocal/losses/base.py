@@ -81,13 +81,14 @@ class ElementwiseSigmoidLoss(nn.Module):
         terms = self.focal_terms(pred.size(1))
         track = self.tracks_gradients and self.training
         with torch.autocast(device_type=pred.device.type, enabled=False):
-            pred = as_float32(pred)
             weight = broadcast_anchor_weight(weight, pred)
             if fused.get_impl() != 'reference' and fused.fusable(pred, target, weight, terms):
+                # upcasts half logits itself, unless the kernel reads them directly
                 result = fused.fused_focal_loss(pred, target, terms, weight, reduction,
                                                 avg_factor, return_grad_stats=track)
                 loss, stats = result if track else (result, None)
             else:
+                pred = as_float32(pred)
                 loss = reduce_loss(focal_family_loss(pred, target, terms), weight, reduction,
                                    avg_factor)
                 stats = None

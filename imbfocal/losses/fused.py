@@ -57,6 +57,9 @@ from .utils import (AvgFactor, as_float32, broadcast_anchor_weight, check_label_
                     check_reduction, reduction_divisor)
 
 IMPLS = ('fused', 'torch', 'triton', 'reference')
+# The kernel reads half logits as they are (computing in float32) and writes dL/dx in
+# their dtype: no float32 copy of AMP logits
+KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # Row chunks of this many elements keep the CPU temporaries cache-resident (4 x 1 MiB in
 # float32); on a GPU the whole tensor is one chunk.
 CHUNK_ELEMENTS = {'cpu': 1 << 18}
@@ -400,10 +403,10 @@ def use_kernel(x: Tensor) -> bool:
     """
     if _impl == 'triton':
         kernels.require_kernels(x)
-        if x.dtype != torch.float32:
-            raise ValueError(f'The Triton kernels take float32 logits, got {x.dtype}')
+        if x.dtype not in KERNEL_DTYPES:
+            raise ValueError(f'The Triton kernels take logits of {KERNEL_DTYPES}, got {x.dtype}')
         return True
-    return _impl == 'fused' and x.dtype == torch.float32 and x.is_cuda and \
+    return _impl == 'fused' and x.dtype in KERNEL_DTYPES and x.is_cuda and \
         kernels.kernels_run_on(x)
 
 
@@ -452,8 +455,8 @@ class FusedFocalLoss(torch.autograd.Function):
             ctx.backward_done = True
             if grad_loss.dim() == 0:
                 from ..kernels import focal as focal_kernel
-                return (focal_kernel.scale_gradient_(grad, grad_loss.to(grad.dtype)), None,
-                        None, None, None, None)
+                return (focal_kernel.scale_gradient_(grad, grad_loss), None, None, None, None,
+                        None)
             return grad.mul_(grad_loss), None, None, None, None, None
         if grad_loss.dim() == 0 and grad_loss.device.type == 'cpu' and grad_loss.item() == 1:
             grad_pred = grad
@@ -498,7 +501,8 @@ def fused_focal_loss(pred: Tensor,
                          f'{tuple(pred.shape)} and {tuple(labels.shape)}')
     divisor = reduction_divisor(pred.numel(), reduction, avg_factor)
     with torch.autocast(device_type=pred.device.type, enabled=False):
-        pred = as_float32(pred)
+        if not use_kernel(pred):
+            pred = as_float32(pred)
         weight = broadcast_anchor_weight(weight, pred)
         loss, stats = FusedFocalLoss.apply(pred, labels, weight, terms, divisor,
                                            return_grad_stats)

@@ -188,3 +188,21 @@ def test_modules_kernel_matches_torch_path(device, n, c, name):
         torch.testing.assert_close(ours, ref, rtol=2e-5, atol=1e-7)
         torch.testing.assert_close(kernel_module.state_dict(), torch_module.state_dict(),
                                    rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_half_logits_read_directly(device, dtype):
+    """AMP logits: no float32 copy; loss in float32, dL/dx in the logits' dtype."""
+    pred, labels = _batch(70, 5, device)
+    half = pred.clamp(-60, 60).to(dtype)
+    terms = focal_terms_catalogue(5)['everything']
+    with fused.use_impl('triton'):
+        ours = _value_and_grad(lambda x: fused_focal_loss(x, labels, terms, avg_factor=3.0),
+                               half, _grad_out('mean'))
+    with fused.use_impl('torch'):
+        ref = _value_and_grad(lambda x: fused_focal_loss(x, labels, terms, avg_factor=3.0),
+                              half.float(), _grad_out('mean'))
+    assert ours[0].dtype == torch.float32 and ours[1].dtype == dtype
+    torch.testing.assert_close(ours[0], ref[0], rtol=2e-5, atol=1e-6)
+    torch.testing.assert_close(ours[1], ref[1].to(dtype))
