@@ -1,7 +1,7 @@
 """Time a whole detector training step (data preprocessing, forward, loss, backward, SGD).
 
 For each config, the model and optimiser are built from the config as MMEngine's Runner
-builds them, and ``model.train_step`` (the call the Runner's training loop makes) runs on
+builds them (with random weights: pretrained backbones are not downloaded), and ``model.train_step`` (the call the Runner's training loop makes) runs on
 synthetic batches: random images of ``--image-size`` and ``--boxes`` random boxes per image
 whose labels follow a long-tailed distribution (exponentially decaying, imbalance factor 100).
 Every config sees the same batches. Losses that need class counts and have none from the
@@ -89,11 +89,25 @@ def _num_classes(cfg: Config) -> int:
     raise ValueError('the config has no model.bbox_head.num_classes')
 
 
+def drop_pretrained(node) -> None:
+    """Remove every ``init_cfg=dict(type='Pretrained', ...)``: timing needs no download."""
+    if isinstance(node, dict):
+        init_cfg = node.get('init_cfg')
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+            node['init_cfg'] = None
+        for value in node.values():
+            drop_pretrained(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            drop_pretrained(value)
+
+
 def build(cfg: Config, device: str):
     """The model (train mode, on ``device``) and its optimiser wrapper, as the Runner does."""
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
     register_all_modules()
+    drop_pretrained(cfg.model)
     model = MODELS.build(cfg.model)
     model.init_weights()
     _give_counts(model, _num_classes(cfg))

@@ -43,3 +43,13 @@ def test_tiny_cpu_run_writes_json(tmp_path, capsys):
     for row in report['results']:
         assert row['step_ms_median'] > 0 and row['last_loss'] > 0
     assert '| config | loss_cls | step ms (median) |' in capsys.readouterr().out
+
+
+def test_pretrained_backbones_are_not_downloaded():
+    from mmengine.config import Config
+    tool = _load_tool()
+    cfg = Config.fromfile(str(ROOT / 'configs/retinanet/retinanet_r50_fpn_afl_1x_lvis-v1.py'))
+    assert cfg.model.backbone.init_cfg.type == 'Pretrained'
+    tool.drop_pretrained(cfg.model)
+    assert cfg.model.backbone.init_cfg is None
+    assert "'Pretrained'" not in repr(cfg.model.to_dict())
