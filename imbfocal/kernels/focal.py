@@ -134,10 +134,13 @@ def _focal_kernel(x_ptr, labels_ptr, weight_ptr, class_weight_ptr, label_weight_
 def _scale_kernel(grad_ptr, scale_ptr, numel, BLOCK: tl.constexpr):
     scale = tl.load(scale_ptr).to(tl.float32)
     if scale != 1.0:
-        offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        inside = offsets < numel
-        values = tl.load(grad_ptr + offsets, mask=inside).to(tl.float32)
-        tl.store(grad_ptr + offsets, values * scale, mask=inside)
+        # a few programs per SM stride over the blocks, so that the usual early exit costs
+        # a launch, not one program per block
+        for block in range(tl.program_id(0), tl.cdiv(numel, BLOCK), tl.num_programs(0)):
+            offsets = (tl.full((), 0, tl.int64) + block) * BLOCK + tl.arange(0, BLOCK)
+            inside = offsets < numel
+            values = tl.load(grad_ptr + offsets, mask=inside).to(tl.float32)
+            tl.store(grad_ptr + offsets, values * scale, mask=inside)
 
 
 class KernelForward(NamedTuple):
@@ -216,10 +219,17 @@ def _or(tensor: Optional[Tensor], default: Tensor) -> Tensor:
     return default if tensor is None else tensor
 
 
+def _programs_per_device(device: torch.device) -> int:
+    """Four programs per SM on a GPU (two under the CPU interpreter)."""
+    if device.type == 'cuda':
+        return 4 * torch.cuda.get_device_properties(device).multi_processor_count
+    return 2
+
+
 def scale_gradient_(grad: Tensor, scale: Tensor) -> Tensor:
     """``grad *= scale`` in place (``scale`` a one-element tensor), skipped on device if 1."""
     if grad.numel():
         block = 4096
-        _scale_kernel[(triton.cdiv(grad.numel(), block), )](grad, scale, grad.numel(),
-                                                              BLOCK=block, num_warps=8)
+        programs = min(triton.cdiv(grad.numel(), block), _programs_per_device(grad.device))
+        _scale_kernel[(programs, )](grad, scale, grad.numel(), BLOCK=block, num_warps=8)
     return grad
