@@ -9,12 +9,13 @@ integer label, no one-hot), with ``p = sigmoid(s)``, ``l = softplus(s)``::
               + beta * (1 - t) * p * (1 - p) / (rho + p)
     L       = u * A_s(c * L0),   dL/dx = (1 - 2t) * u * c * dL0/ds / (1 + lam * c * L0)
 
-with ``c = a_{y_i} * w_c`` and ``u`` the anchor weight. One program owns a tile of
+with ``c = a_{y_i} * w_c`` and ``u`` the anchor weight. One program owns ``ROW_TILES`` tiles of
 ``BLOCK_N`` rows x ``BLOCK_C`` classes: it reads the logits once and writes ``dL/dx`` (already
 divided by the reduction's divisor) once, which is the whole of the memory traffic of a copy
 of the logits, the bandwidth floor. The loss is written per element (``reduction='none'``) or
 as one partial sum per program (summed afterwards in float64); Equalized Focal Loss's per-class
-gradient statistics are column sums of the tile, added atomically.
+gradient statistics are column sums, accumulated over the program's tiles in registers and
+then added atomically (one atomic per class and program, not per tile).
 
 :func:`scale_gradient_` is the backward: the saved gradient is multiplied in place by the
 incoming gradient, which a kernel reads from device memory and skips when it is exactly 1
@@ -57,19 +58,14 @@ def _power(p, log_p, gamma, GAMMA_INT: tl.constexpr):
 
 
 @triton.jit
-def _focal_kernel(x_ptr, labels_ptr, weight_ptr, class_weight_ptr, label_weight_ptr, gamma_ptr,
-                  inv_div_ptr, grad_ptr, loss_ptr, stats_ptr,
-                  n_rows, n_cols, stride_xn, stride_xc, stride_un, stride_uc,
-                  gamma, alpha_p, alpha_n, nu, beta, rho, lam, inv_div,
-                  GAMMA_INT: tl.constexpr, GAMMA_PER_CLASS: tl.constexpr,
-                  HAS_WEIGHT: tl.constexpr, HAS_CLASS_WEIGHT: tl.constexpr,
-                  HAS_LABEL_WEIGHT: tl.constexpr, HAS_NU: tl.constexpr,
-                  HAS_BETA: tl.constexpr, HAS_LAM: tl.constexpr, DIV_FROM_PTR: tl.constexpr,
-                  NEED_GRAD: tl.constexpr, DENSE_LOSS: tl.constexpr, NEED_STATS: tl.constexpr,
-                  BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
-    x, y, t, rows64, cols, row_in, col_in, inside = load_tile(
-        x_ptr, labels_ptr, n_rows, n_cols, stride_xn, stride_xc, BLOCK_N, BLOCK_C)
-
+def _focal_tile(x, y, t, rows64, cols, row_in, col_in, inside, weight_ptr, class_weight_ptr,
+                label_weight_ptr, gamma_ptr, n_cols, stride_un, stride_uc,
+                gamma, alpha_p, alpha_n, nu, beta, rho, lam,
+                GAMMA_INT: tl.constexpr, GAMMA_PER_CLASS: tl.constexpr,
+                HAS_WEIGHT: tl.constexpr, HAS_CLASS_WEIGHT: tl.constexpr,
+                HAS_LABEL_WEIGHT: tl.constexpr, HAS_NU: tl.constexpr, HAS_BETA: tl.constexpr,
+                HAS_LAM: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
+    """A tile's ``L = u A_s(c L0)`` and ``|dL/dx| = u c dL0/ds A_s'`` (sign not applied)."""
     s = tl.where(t, -x, x)
     e = tl.exp(-tl.abs(s))
     inv = 1.0 / (1.0 + e)
@@ -104,30 +100,60 @@ def _focal_kernel(x_ptr, labels_ptr, weight_ptr, class_weight_ptr, label_weight_
         lam_loss = lam * loss
         grad = grad / (1.0 + lam_loss)
         loss = _log1p(lam_loss) / lam
-
     if HAS_WEIGHT:
         u = tl.load(weight_ptr + rows64[:, None] * stride_un + cols[None, :] * stride_uc,
                     mask=inside, other=0.0).to(tl.float32)
         loss = loss * u
         grad = grad * u
-    if NEED_STATS:
-        magnitude = tl.abs(grad)
-        positive = tl.where(inside, tl.where(t, magnitude, 0.0), 0.0)
-        negative = tl.where(inside, tl.where(t, 0.0, magnitude), 0.0)
-        tl.atomic_add(stats_ptr + cols, tl.sum(positive, axis=0), mask=col_in)
-        tl.atomic_add(stats_ptr + n_cols + cols, tl.sum(negative, axis=0), mask=col_in)
-    if NEED_GRAD:
-        if DIV_FROM_PTR:
-            scale = tl.load(inv_div_ptr)
-        else:
-            scale = inv_div
-        out = tl.where(t, -grad, grad) * scale
-        tl.store(grad_ptr + rows64[:, None] * n_cols + cols[None, :], out, mask=inside)
-    if DENSE_LOSS:
-        tl.store(loss_ptr + rows64[:, None] * n_cols + cols[None, :], loss, mask=inside)
+    return loss, grad
+
+
+@triton.jit
+def _focal_kernel(x_ptr, labels_ptr, weight_ptr, class_weight_ptr, label_weight_ptr, gamma_ptr,
+                  inv_div_ptr, grad_ptr, loss_ptr, stats_ptr,
+                  n_rows, n_cols, stride_xn, stride_xc, stride_un, stride_uc,
+                  gamma, alpha_p, alpha_n, nu, beta, rho, lam, inv_div,
+                  GAMMA_INT: tl.constexpr, GAMMA_PER_CLASS: tl.constexpr,
+                  HAS_WEIGHT: tl.constexpr, HAS_CLASS_WEIGHT: tl.constexpr,
+                  HAS_LABEL_WEIGHT: tl.constexpr, HAS_NU: tl.constexpr,
+                  HAS_BETA: tl.constexpr, HAS_LAM: tl.constexpr, DIV_FROM_PTR: tl.constexpr,
+                  NEED_GRAD: tl.constexpr, DENSE_LOSS: tl.constexpr, NEED_STATS: tl.constexpr,
+                  BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, ROW_TILES: tl.constexpr):
+    if DIV_FROM_PTR:
+        scale = tl.load(inv_div_ptr)
     else:
-        partial = tl.sum(tl.sum(tl.where(inside, loss, 0.0), axis=1), axis=0)
-        tl.store(loss_ptr + tl.program_id(0) * tl.num_programs(1) + tl.program_id(1), partial)
+        scale = inv_div
+    loss_sum = tl.zeros((BLOCK_C, ), tl.float32)
+    pos_stats = tl.zeros((BLOCK_C, ), tl.float32)
+    neg_stats = tl.zeros((BLOCK_C, ), tl.float32)
+    for i in range(ROW_TILES):
+        x, y, t, rows64, cols, row_in, col_in, inside = load_tile(
+            x_ptr, labels_ptr, tl.program_id(0) * ROW_TILES + i, n_rows, n_cols, stride_xn,
+            stride_xc, BLOCK_N, BLOCK_C)
+        loss, grad = _focal_tile(
+            x, y, t, rows64, cols, row_in, col_in, inside, weight_ptr, class_weight_ptr,
+            label_weight_ptr, gamma_ptr, n_cols, stride_un, stride_uc, gamma, alpha_p,
+            alpha_n, nu, beta, rho, lam, GAMMA_INT, GAMMA_PER_CLASS, HAS_WEIGHT,
+            HAS_CLASS_WEIGHT, HAS_LABEL_WEIGHT, HAS_NU, HAS_BETA, HAS_LAM, BLOCK_N, BLOCK_C)
+        if NEED_STATS:
+            magnitude = tl.where(inside, tl.abs(grad), 0.0)
+            pos_stats += tl.sum(tl.where(t, magnitude, 0.0), axis=0)
+            neg_stats += tl.sum(tl.where(t, 0.0, magnitude), axis=0)
+        if NEED_GRAD:
+            out = tl.where(t, -grad, grad) * scale
+            tl.store(grad_ptr + rows64[:, None] * n_cols + cols[None, :], out, mask=inside)
+        if DENSE_LOSS:
+            tl.store(loss_ptr + rows64[:, None] * n_cols + cols[None, :], loss, mask=inside)
+        else:
+            loss_sum += tl.sum(tl.where(inside, loss, 0.0), axis=0)
+    # one atomic per class and program: ROW_TILES tiles were reduced in registers first
+    cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    if NEED_STATS:
+        tl.atomic_add(stats_ptr + cols, pos_stats, mask=cols < n_cols)
+        tl.atomic_add(stats_ptr + n_cols + cols, neg_stats, mask=cols < n_cols)
+    if not DENSE_LOSS:
+        tl.store(loss_ptr + tl.program_id(0) * tl.num_programs(1) + tl.program_id(1),
+                 tl.sum(loss_sum, axis=0))
 
 
 @triton.jit
@@ -168,8 +194,8 @@ def focal_forward(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optional
     """
     n, num_classes = x.shape
     device = x.device
-    block_n, block_c, num_warps = block_sizes(num_classes)
-    grid = (triton.cdiv(n, block_n), triton.cdiv(num_classes, block_c))
+    block_n, block_c, row_tiles, num_warps = block_sizes(n, num_classes)
+    grid = (triton.cdiv(n, block_n * row_tiles), triton.cdiv(num_classes, block_c))
     dense = divisor is None
     # the loss is float32 for half logits too; the gradient has the logits' dtype
     loss = torch.empty((n, num_classes) if dense else (grid[0] * grid[1], ), device=device,
@@ -207,7 +233,7 @@ def focal_forward(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optional
             HAS_LABEL_WEIGHT=terms.label_weight is not None, HAS_NU=bool(terms.nu),
             HAS_BETA=bool(terms.beta), HAS_LAM=bool(terms.lam), DIV_FROM_PTR=div_from_ptr,
             NEED_GRAD=need_grad, DENSE_LOSS=dense, NEED_STATS=need_stats,
-            BLOCK_N=block_n, BLOCK_C=block_c, num_warps=num_warps)
+            BLOCK_N=block_n, BLOCK_C=block_c, ROW_TILES=row_tiles, num_warps=num_warps)
     elif not dense:
         loss = loss.new_zeros(1)
     if not dense:

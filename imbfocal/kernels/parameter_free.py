@@ -1,8 +1,8 @@
 """Triton kernels of the one-vs-all PF loss's per-class sums (see ``fused_parameter_free``).
 
-Forward: one reduction pass; each program reduces a tile of ``BLOCK_N`` rows x ``BLOCK_C``
-classes to column sums of ``w_i p_ic`` over the positives (``c = y_i``) and of
-``w_i h(q_ic)`` over the negatives, added atomically into ``(2, C)``. Backward: one
+Forward: one reduction pass; each program reduces ``ROW_TILES`` tiles of ``BLOCK_N`` rows x
+``BLOCK_C`` classes to column sums of ``w_i p_ic`` over the positives (``c = y_i``) and of
+``w_i h(q_ic)`` over the negatives, in registers, then adds them atomically into ``(2, C)``. Backward: one
 element-wise pass writing ``dL/dx``. Together they read the logits twice and write the
 gradient once.
 """
@@ -17,11 +17,11 @@ from .common import block_sizes, load_tile
 
 
 @triton.jit
-def _probabilities(x_ptr, labels_ptr, w_ptr, n_rows, n_cols, stride_xn, stride_xc,
+def _probabilities(x_ptr, labels_ptr, w_ptr, row_tile, n_rows, n_cols, stride_xn, stride_xc,
                    BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
-    """The tile's ``p``, ``q = 1 - p``, positive mask ``t``, ``w`` and bounds."""
+    """Row tile ``row_tile``'s ``p``, ``q = 1 - p``, positive mask ``t``, ``w`` and bounds."""
     x, y, t, rows64, cols, row_in, col_in, inside = load_tile(
-        x_ptr, labels_ptr, n_rows, n_cols, stride_xn, stride_xc, BLOCK_N, BLOCK_C)
+        x_ptr, labels_ptr, row_tile, n_rows, n_cols, stride_xn, stride_xc, BLOCK_N, BLOCK_C)
     w = tl.load(w_ptr + rows64, mask=row_in, other=0.0)
     e = tl.exp(-tl.abs(x))
     inv = 1.0 / (1.0 + e)
@@ -32,39 +32,50 @@ def _probabilities(x_ptr, labels_ptr, w_ptr, n_rows, n_cols, stride_xn, stride_x
 
 @triton.jit
 def _sums_kernel(x_ptr, labels_ptr, w_ptr, sums_ptr, n_rows, n_cols, stride_xn, stride_xc,
-                 HARD: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
-    p, q, t, w, rows64, cols, col_in, inside = _probabilities(
-        x_ptr, labels_ptr, w_ptr, n_rows, n_cols, stride_xn, stride_xc, BLOCK_N, BLOCK_C)
-    if HARD:
-        q = tl.where(q > 0.5, 1.0, q)
-    weighted_p = tl.where(inside & t, p * w[:, None], 0.0)
-    weighted_q = tl.where(inside & (~t), q * w[:, None], 0.0)
-    tl.atomic_add(sums_ptr + cols, tl.sum(weighted_p, axis=0), mask=col_in)
-    tl.atomic_add(sums_ptr + n_cols + cols, tl.sum(weighted_q, axis=0), mask=col_in)
+                 HARD: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
+                 ROW_TILES: tl.constexpr):
+    pos_num = tl.zeros((BLOCK_C, ), tl.float32)
+    neg_num = tl.zeros((BLOCK_C, ), tl.float32)
+    for i in range(ROW_TILES):
+        p, q, t, w, rows64, cols, col_in, inside = _probabilities(
+            x_ptr, labels_ptr, w_ptr, tl.program_id(0) * ROW_TILES + i, n_rows, n_cols,
+            stride_xn, stride_xc, BLOCK_N, BLOCK_C)
+        if HARD:
+            q = tl.where(q > 0.5, 1.0, q)
+        pos_num += tl.sum(tl.where(inside & t, p * w[:, None], 0.0), axis=0)
+        neg_num += tl.sum(tl.where(inside & (~t), q * w[:, None], 0.0), axis=0)
+    # one atomic per class and program (module docstring)
+    cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    tl.atomic_add(sums_ptr + cols, pos_num, mask=cols < n_cols)
+    tl.atomic_add(sums_ptr + n_cols + cols, neg_num, mask=cols < n_cols)
 
 
 @triton.jit
 def _grad_kernel(x_ptr, labels_ptr, w_ptr, grad_pos_ptr, grad_neg_ptr, grad_ptr, n_rows, n_cols,
                  stride_xn, stride_xc, HARD: tl.constexpr, BLOCK_N: tl.constexpr,
-                 BLOCK_C: tl.constexpr):
-    p, q, t, w, rows64, cols, col_in, inside = _probabilities(
-        x_ptr, labels_ptr, w_ptr, n_rows, n_cols, stride_xn, stride_xc, BLOCK_N, BLOCK_C)
-    g_pos = tl.load(grad_pos_ptr + cols, mask=col_in, other=0.0)[None, :]
-    g_neg = tl.load(grad_neg_ptr + cols, mask=col_in, other=0.0)[None, :]
-    neg_slope = -p * q
-    if HARD:
-        neg_slope = tl.where(q > 0.5, 0.0, neg_slope)
-    grad = tl.where(t, g_pos * p * q, g_neg * neg_slope) * w[:, None]
-    tl.store(grad_ptr + rows64[:, None] * n_cols + cols[None, :], grad, mask=inside)
+                 BLOCK_C: tl.constexpr, ROW_TILES: tl.constexpr):
+    cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    g_pos = tl.load(grad_pos_ptr + cols, mask=cols < n_cols, other=0.0)[None, :]
+    g_neg = tl.load(grad_neg_ptr + cols, mask=cols < n_cols, other=0.0)[None, :]
+    for i in range(ROW_TILES):
+        p, q, t, w, rows64, cols, col_in, inside = _probabilities(
+            x_ptr, labels_ptr, w_ptr, tl.program_id(0) * ROW_TILES + i, n_rows, n_cols,
+            stride_xn, stride_xc, BLOCK_N, BLOCK_C)
+        neg_slope = -p * q
+        if HARD:
+            neg_slope = tl.where(q > 0.5, 0.0, neg_slope)
+        grad = tl.where(t, g_pos * p * q, g_neg * neg_slope) * w[:, None]
+        tl.store(grad_ptr + rows64[:, None] * n_cols + cols[None, :], grad, mask=inside)
 
 
 def _launch(kernel, x: Tensor, *args, **constexprs) -> None:
     n, num_classes = x.shape
     if n and num_classes:
-        block_n, block_c, num_warps = block_sizes(num_classes)
-        grid = (triton.cdiv(n, block_n), triton.cdiv(num_classes, block_c))
+        block_n, block_c, row_tiles, num_warps = block_sizes(n, num_classes)
+        grid = (triton.cdiv(n, block_n * row_tiles), triton.cdiv(num_classes, block_c))
         kernel[grid](x, *args, n, num_classes, x.stride(0), x.stride(1), **constexprs,
-                     BLOCK_N=block_n, BLOCK_C=block_c, num_warps=num_warps)
+                     BLOCK_N=block_n, BLOCK_C=block_c, ROW_TILES=row_tiles,
+                     num_warps=num_warps)
 
 
 def pf_sums(x: Tensor, labels: Tensor, w: Tensor, hard: bool) -> Tuple[Tensor, Tensor]:

@@ -206,3 +206,28 @@ def test_half_logits_read_directly(device, dtype):
     assert ours[0].dtype == torch.float32 and ours[1].dtype == dtype
     torch.testing.assert_close(ours[0], ref[0], rtol=2e-5, atol=1e-6)
     torch.testing.assert_close(ours[1], ref[1].to(dtype))
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_statistics_summed_across_programs(device, monkeypatch):
+    """EFL's per-class statistics and the loss sum, reduced over programs of several tiles.
+
+    With C = 300 a tile is 32 rows x 128 classes; 4 row tiles per program and 300 rows make
+    three programs per column tile (4 + 4 + 2 tiles, the last one partly masked), whose
+    register sums meet in the atomic adds.
+    """
+    from imbfocal.kernels import common
+    monkeypatch.setattr(common, 'ROW_TILES', 4)
+    pred, labels = _batch(300, 300, device)
+    pred = pred.float()
+    weight = _weight('anchor', 300, 300, device).float()
+    kernel_module, torch_module = _efl(300).to(device), _efl(300).to(device)
+    with fused.use_impl('triton'):
+        ours = _value_and_grad(lambda x: kernel_module(x, labels, weight, avg_factor=9.0),
+                               pred, _grad_out('mean'))
+    with fused.use_impl('torch'):
+        ref = _value_and_grad(lambda x: torch_module(x, labels, weight, avg_factor=9.0),
+                              pred, _grad_out('mean'))
+    torch.testing.assert_close(ours, ref, rtol=2e-5, atol=1e-7)
+    torch.testing.assert_close(kernel_module.state_dict(), torch_module.state_dict(),
+                               rtol=2e-5, atol=1e-6)

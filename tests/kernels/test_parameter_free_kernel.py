@@ -63,3 +63,14 @@ def test_module_and_empty_batch(device):
         loss = module(empty, torch.zeros(0, dtype=torch.long, device=device))
     loss.backward()
     assert loss.item() == 0 and empty.grad.shape == (0, 5)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_sums_across_programs(device, monkeypatch):
+    """Three row programs of up to 4 tiles per column tile meet in the atomic adds."""
+    from imbfocal.kernels import common
+    monkeypatch.setattr(common, 'ROW_TILES', 4)
+    x, labels, weight = _batch(300, 300, device)
+    ours = _value_and_grad(x.float(), labels, weight.float(), True, 'triton', 'none')
+    ref = _value_and_grad(x, labels, weight, True, 'reference', 'none')
+    torch.testing.assert_close(ours, tuple(r.float() for r in ref), rtol=2e-5, atol=1e-7)
