@@ -1,10 +1,59 @@
-"""What every benchmark report records: the environment it ran in, and the JSON it writes."""
+"""What the benchmark and kernel tools share: the losses and inputs they measure, the
+environment they ran in, and the JSON they write."""
 import json
 import os
 import platform
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
+from torch import Tensor
+
+Inputs = Dict[str, Tensor]
+
+
+def long_tailed_counts(num_classes: int) -> List[int]:
+    """Exponentially decaying counts, ``n_0 = 1000`` down to ``n_{C-1} = 10``."""
+    if num_classes == 1:
+        return [1000]
+    return [round(1000 * 0.01**(c / (num_classes - 1))) for c in range(num_classes)]
+
+
+def make_inputs(n: int, num_classes: int, device: str, dtype: torch.dtype,
+                seed: int = 0) -> Inputs:
+    """RetinaNet-like logits ``N(-4, 2)``, labels (2% positive, background = C), anchor
+    weights of ones, the one-hot target (for the baselines) and ``avg_factor`` (positives)."""
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, num_classes, generator=gen) * 2 - 4
+    labels = torch.full((n, ), num_classes, dtype=torch.long)
+    positive = torch.rand(n, generator=gen) < 0.02
+    labels[positive] = torch.randint(0, num_classes, (int(positive.sum()), ), generator=gen)
+    one_hot = torch.zeros(n, num_classes)
+    one_hot[positive, labels[positive]] = 1
+    return dict(logits=logits.to(device, dtype), labels=labels.to(device),
+                weight=torch.ones(n, device=device), one_hot=one_hot.to(device, dtype),
+                avg_factor=torch.tensor(max(float(positive.sum()), 1.0)).item())
+
+
+def benchmarked_losses(num_classes: int) -> Dict[str, torch.nn.Module]:
+    """Every imbfocal loss of a detection head, as a config builds it, in training mode.
+
+    Counted losses get :func:`long_tailed_counts` (imbalance factor 100); EqualizedFocalLoss
+    starts from a random non-trivial state of its gradient statistics.
+    """
+    import imbfocal.losses as losses
+    counts = long_tailed_counts(num_classes)
+    gen = torch.Generator().manual_seed(1)
+    efl = losses.EqualizedFocalLoss(num_classes=num_classes)
+    efl.pos_grad.copy_(torch.rand(num_classes, generator=gen))
+    efl.neg_grad.copy_(torch.rand(num_classes, generator=gen) * 4)
+    modules = {
+        'ClassBalancedFocalLoss': losses.ClassBalancedFocalLoss(class_counts=counts),
+        'AdaptiveFocalLoss': losses.AdaptiveFocalLoss(class_counts=counts),
+        'DualFocalLoss': losses.DualFocalLoss(),
+        'EqualizedFocalLoss': efl,
+        'ParameterFreeLoss': losses.ParameterFreeLoss(),
+    }
+    return {name: module.train() for name, module in modules.items()}
 
 
 def environment(device: str) -> Dict[str, Any]:

@@ -34,6 +34,7 @@ Benchmarks are not tests: nothing here asserts a time. Example::
     python tools/benchmark_losses.py --device cuda --lvis-n 240000
 """
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -45,9 +46,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 from torch import Tensor
 
-from imbfocal.benchmarking import environment, write_report
+from imbfocal.benchmarking import (Inputs, benchmarked_losses, environment, make_inputs,
+                                   write_report)
 
-Inputs = Dict[str, Tensor]
 LossFn = Callable[[Inputs], Tensor]
 
 DEFAULT_N = {'cpu': {'coco': 60_000, 'lvis': 20_000}, 'cuda': {'coco': 240_000, 'lvis': 240_000}}
@@ -65,61 +66,47 @@ class Case:
     status: str = 'ok'
 
 
-def long_tailed_counts(num_classes: int) -> List[int]:
-    """Exponentially decaying counts, ``n_0 = 1000`` down to ``n_{C-1} = 10``."""
-    if num_classes == 1:
-        return [1000]
-    return [round(1000 * 0.01**(c / (num_classes - 1))) for c in range(num_classes)]
-
-
-def make_inputs(n: int, num_classes: int, device: str, dtype: torch.dtype,
-                seed: int = 0) -> Inputs:
-    """RetinaNet-like logits, labels (background = C), anchor weights and avg_factor."""
-    gen = torch.Generator().manual_seed(seed)
-    logits = torch.randn(n, num_classes, generator=gen) * 2 - 4
-    labels = torch.full((n, ), num_classes, dtype=torch.long)
-    positive = torch.rand(n, generator=gen) < 0.02
-    labels[positive] = torch.randint(0, num_classes, (int(positive.sum()), ), generator=gen)
-    one_hot = torch.zeros(n, num_classes)
-    one_hot[positive, labels[positive]] = 1
-    return dict(logits=logits.to(device, dtype), labels=labels.to(device),
-                weight=torch.ones(n, device=device), one_hot=one_hot.to(device, dtype),
-                avg_factor=torch.tensor(max(float(positive.sum()), 1.0)).item())
-
-
-def _module_case(name: str, module: torch.nn.Module, impl: str) -> Case:
+def _module_case(name: str, module: torch.nn.Module, impl: str,
+                 tiling: Optional[str] = None) -> Case:
     from imbfocal.losses import fused
 
     def fn(inputs: Inputs) -> Tensor:
-        with fused.use_impl(impl):
+        with fused.use_impl(impl), _tiling_context(tiling):
             return module(inputs['logits_leaf'], inputs['labels'], inputs['weight'],
                           avg_factor=inputs['avg_factor'])
 
-    return Case(name, impl, fn)
+    return Case(name, impl if tiling is None else f'{impl} {tiling}', fn)
 
 
-def imbfocal_cases(num_classes: int, device: str, impls: Sequence[str]) -> List[Case]:
-    """Every imbfocal loss module through each implementation in ``impls``."""
-    import imbfocal.losses as losses
+def _tiling_context(tiling: Optional[str]) -> contextlib.AbstractContextManager:
+    if tiling is None:
+        return contextlib.nullcontext()
+    from imbfocal.kernels import common
+    return common.use_tiling(common.Tiling.parse(tiling))
+
+
+def _tiling_arg(text: str) -> str:
+    """``--tilings`` entries, checked and written in full (``2048x4`` -> ``2048x4x8``)."""
+    from imbfocal.kernels import common
+    try:
+        return str(common.Tiling.parse(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def imbfocal_cases(num_classes: int, device: str, impls: Sequence[str],
+                   tilings: Sequence[str] = ()) -> List[Case]:
+    """Every imbfocal loss module through each implementation in ``impls`` (the Triton one
+    once per tiling in ``tilings`` if any, see ``imbfocal.kernels.common.Tiling``)."""
     from imbfocal import kernels
-    counts = long_tailed_counts(num_classes)
-    gen = torch.Generator().manual_seed(1)
-    efl = losses.EqualizedFocalLoss(num_classes=num_classes)
-    efl.pos_grad.copy_(torch.rand(num_classes, generator=gen))
-    efl.neg_grad.copy_(torch.rand(num_classes, generator=gen) * 4)
-    modules = {
-        'ClassBalancedFocalLoss': losses.ClassBalancedFocalLoss(class_counts=counts),
-        'AdaptiveFocalLoss': losses.AdaptiveFocalLoss(class_counts=counts),
-        'DualFocalLoss': losses.DualFocalLoss(),
-        'EqualizedFocalLoss': efl,
-        'ParameterFreeLoss': losses.ParameterFreeLoss(),
-    }
     cases = []
-    for name, module in modules.items():
+    for name, module in benchmarked_losses(num_classes).items():
         module.to(device).train()
         for impl in impls:
             if impl == 'triton' and not kernels.kernels_run_on(torch.empty(0, device=device)):
                 cases.append(Case(name, impl, None, 'triton unavailable'))
+            elif impl == 'triton' and tilings:
+                cases.extend(_module_case(name, module, impl, tiling) for tiling in tilings)
             else:
                 cases.append(_module_case(name, module, impl))
     return cases
@@ -243,7 +230,8 @@ def run_scale(scale: str, n: int, args: argparse.Namespace) -> Dict:
     dtype = getattr(torch, args.dtype)
     inputs = make_inputs(n, num_classes, args.device, dtype)
     impls = args.impls or (['triton', 'torch'] if args.device.startswith('cuda') else ['fused'])
-    cases = baseline_cases(args.device) + imbfocal_cases(num_classes, args.device, impls)
+    cases = baseline_cases(args.device) + imbfocal_cases(num_classes, args.device, impls,
+                                                         args.tilings)
     rows = []
     for case in cases:
         if args.losses and case.name not in args.losses and case.name not in (MMDET, FLOOR):
@@ -291,6 +279,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--impls', nargs='+', choices=['fused', 'torch', 'triton', 'reference'],
                         help="implementations of the imbfocal losses to time (default: 'triton' "
                         "and 'torch' on CUDA, 'fused' on CPU; see imbfocal.losses.fused)")
+    parser.add_argument('--tilings', nargs='+', default=(), type=_tiling_arg,
+                        metavar='ELEMENTSxWARPS[xROW_TILES]',
+                        help='time the Triton kernels once per tiling, e.g. 4096x8x8 2048x4x8 '
+                        '(default: the kernels\' default tiling only)')
     parser.add_argument('--losses', nargs='*', help='only these imbfocal losses')
     parser.add_argument('--out', help='write the results as JSON here')
     return parser.parse_args(argv)

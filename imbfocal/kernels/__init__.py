@@ -3,15 +3,19 @@
 The losses never import this package's kernel modules unless a kernel will run: on a CUDA
 tensor with Triton installed (it ships with CUDA builds of PyTorch), or on CPU when
 ``TRITON_INTERPRET=1`` was set before the first use (how the test suite checks the kernels on
-a machine without a GPU; slow, for tests only).
+a machine without a GPU; slow, for tests only), or when :mod:`imbfocal.kernels.compilation`
+compiles them for a GPU that is not there (nothing runs).
 """
+import contextlib
 import functools
 import importlib.util
 import os
+from typing import Iterator, Optional
 
 import torch
 
 INTERPRET_ENV = 'TRITON_INTERPRET'
+_compile_only_arch: Optional[int] = None
 
 
 @functools.lru_cache(maxsize=None)
@@ -25,11 +29,24 @@ def interpreting() -> bool:
     return os.environ.get(INTERPRET_ENV, '0') == '1'
 
 
+@contextlib.contextmanager
+def compiling_for(arch: int) -> Iterator[None]:
+    """Let the losses take their kernel path on CPU tensors while launches only compile
+    (entered by :func:`imbfocal.kernels.compilation.compile_only`, which does the compiling)."""
+    global _compile_only_arch
+    previous, _compile_only_arch = _compile_only_arch, arch
+    try:
+        yield
+    finally:
+        _compile_only_arch = previous
+
+
 def kernels_run_on(tensor: torch.Tensor) -> bool:
-    """Whether the Triton kernels can run on ``tensor``'s device."""
+    """Whether the Triton kernels can run (or, compiling only, be launched) on ``tensor``."""
     if not triton_installed():
         return False
-    return tensor.is_cuda or (tensor.device.type == 'cpu' and interpreting())
+    return tensor.is_cuda or (tensor.device.type == 'cpu' and
+                              (interpreting() or _compile_only_arch is not None))
 
 
 def require_kernels(tensor: torch.Tensor) -> None:

@@ -30,7 +30,7 @@ import triton.language as tl
 from torch import Tensor
 
 from ..losses.focal_loss import FocalTerms
-from .common import block_sizes, load_tile
+from .common import launch_shape, load_tile, multiprocessor_count
 
 # exp() is floored at the square root of float32's smallest normal number (as the CPU path)
 LOG_POWER_FLOOR = tl.constexpr(math.log(torch.finfo(torch.float32).tiny) / 2)
@@ -194,8 +194,8 @@ def focal_forward(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optional
     """
     n, num_classes = x.shape
     device = x.device
-    block_n, block_c, row_tiles, num_warps = block_sizes(n, num_classes)
-    grid = (triton.cdiv(n, block_n * row_tiles), triton.cdiv(num_classes, block_c))
+    shape = launch_shape(x)
+    grid = shape.grid
     dense = divisor is None
     # the loss is float32 for half logits too; the gradient has the logits' dtype
     loss = torch.empty((n, num_classes) if dense else (grid[0] * grid[1], ), device=device,
@@ -233,7 +233,8 @@ def focal_forward(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optional
             HAS_LABEL_WEIGHT=terms.label_weight is not None, HAS_NU=bool(terms.nu),
             HAS_BETA=bool(terms.beta), HAS_LAM=bool(terms.lam), DIV_FROM_PTR=div_from_ptr,
             NEED_GRAD=need_grad, DENSE_LOSS=dense, NEED_STATS=need_stats,
-            BLOCK_N=block_n, BLOCK_C=block_c, ROW_TILES=row_tiles, num_warps=num_warps)
+            BLOCK_N=shape.block_n, BLOCK_C=shape.block_c, ROW_TILES=shape.row_tiles,
+            num_warps=shape.num_warps)
     elif not dense:
         loss = loss.new_zeros(1)
     if not dense:
@@ -245,17 +246,12 @@ def _or(tensor: Optional[Tensor], default: Tensor) -> Tensor:
     return default if tensor is None else tensor
 
 
-def _programs_per_device(device: torch.device) -> int:
-    """Four programs per SM on a GPU (two under the CPU interpreter)."""
-    if device.type == 'cuda':
-        return 4 * torch.cuda.get_device_properties(device).multi_processor_count
-    return 2
-
-
 def scale_gradient_(grad: Tensor, scale: Tensor) -> Tensor:
     """``grad *= scale`` in place (``scale`` a one-element tensor), skipped on device if 1."""
     if grad.numel():
         block = 4096
-        programs = min(triton.cdiv(grad.numel(), block), _programs_per_device(grad.device))
+        # four programs per SM on a GPU (two on a CPU tensor, interpreted)
+        programs = min(triton.cdiv(grad.numel(), block),
+                       max(4 * multiprocessor_count(grad.device), 2))
         _scale_kernel[(programs, )](grad, scale, grad.numel(), BLOCK=block, num_warps=8)
     return grad

@@ -2,9 +2,9 @@
 
 Forward: one reduction pass; each program reduces ``ROW_TILES`` tiles of ``BLOCK_N`` rows x
 ``BLOCK_C`` classes to column sums of ``w_i p_ic`` over the positives (``c = y_i``) and of
-``w_i h(q_ic)`` over the negatives, in registers, then adds them atomically into ``(2, C)``. Backward: one
-element-wise pass writing ``dL/dx``. Together they read the logits twice and write the
-gradient once.
+``w_i h(q_ic)`` over the negatives, in registers, then adds them atomically into ``(2, C)``.
+Backward: one element-wise pass writing ``dL/dx``. Together they read the logits twice and
+write the gradient once.
 """
 from typing import Tuple
 
@@ -13,7 +13,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .common import block_sizes, load_tile
+from .common import launch_shape, load_tile
 
 
 @triton.jit
@@ -71,11 +71,10 @@ def _grad_kernel(x_ptr, labels_ptr, w_ptr, grad_pos_ptr, grad_neg_ptr, grad_ptr,
 def _launch(kernel, x: Tensor, *args, **constexprs) -> None:
     n, num_classes = x.shape
     if n and num_classes:
-        block_n, block_c, row_tiles, num_warps = block_sizes(n, num_classes)
-        grid = (triton.cdiv(n, block_n * row_tiles), triton.cdiv(num_classes, block_c))
-        kernel[grid](x, *args, n, num_classes, x.stride(0), x.stride(1), **constexprs,
-                     BLOCK_N=block_n, BLOCK_C=block_c, ROW_TILES=row_tiles,
-                     num_warps=num_warps)
+        shape = launch_shape(x)
+        kernel[shape.grid](x, *args, n, num_classes, x.stride(0), x.stride(1), **constexprs,
+                           BLOCK_N=shape.block_n, BLOCK_C=shape.block_c,
+                           ROW_TILES=shape.row_tiles, num_warps=shape.num_warps)
 
 
 def pf_sums(x: Tensor, labels: Tensor, w: Tensor, hard: bool) -> Tuple[Tensor, Tensor]:

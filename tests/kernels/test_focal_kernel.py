@@ -16,9 +16,12 @@ from imbfocal.losses import fused
 from imbfocal.losses.utils import broadcast_anchor_weight, reduce_loss
 from loss_testing import focal_terms_catalogue
 
-# Tiles are 32 x 128 for C <= 128 (then one column tile of whole rows); C = 300 needs three
-# column tiles, the last one partly masked; 70 rows end in a partial row tile.
+# Default tiles are 1024 elements: 128 x 8 for C = 5 (one column tile of whole rows, 70 rows
+# in one partial row tile); 8 x 128 for C = 300 (three column tiles, the last one partly
+# masked, and 37 = 4 * 8 + 5 rows ending in a partial row tile).
 SHAPES = [(70, 5), (37, 300)]
+# tiles of 512 to 4096 elements on 2 to 8 warps, 1 to 32 row tiles per program
+TILINGS = ['512x2x2', '2048x8x1', '4096x8x8', '1024x4x32']
 DEVICES = kernel_devices()
 
 
@@ -209,7 +212,7 @@ def test_half_logits_read_directly(device, dtype):
 
 
 @pytest.mark.parametrize('device', DEVICES)
-def test_statistics_summed_across_programs(device, monkeypatch):
+def test_statistics_summed_across_programs(device):
     """EFL's per-class statistics and the loss sum, reduced over programs of several tiles.
 
     With C = 300 a tile is 32 rows x 128 classes; 4 row tiles per program and 300 rows make
@@ -217,17 +220,45 @@ def test_statistics_summed_across_programs(device, monkeypatch):
     register sums meet in the atomic adds.
     """
     from imbfocal.kernels import common
-    monkeypatch.setattr(common, 'ROW_TILES', 4)
-    pred, labels = _batch(300, 300, device)
-    pred = pred.float()
-    weight = _weight('anchor', 300, 300, device).float()
-    kernel_module, torch_module = _efl(300).to(device), _efl(300).to(device)
-    with fused.use_impl('triton'):
-        ours = _value_and_grad(lambda x: kernel_module(x, labels, weight, avg_factor=9.0),
-                               pred, _grad_out('mean'))
+    with common.use_tiling(common.Tiling(elements=4096, num_warps=8, row_tiles=4)):
+        pred, labels = _batch(300, 300, device)
+        pred = pred.float()
+        weight = _weight('anchor', 300, 300, device).float()
+        kernel_module, torch_module = _efl(300).to(device), _efl(300).to(device)
+        with fused.use_impl('triton'):
+            ours = _value_and_grad(lambda x: kernel_module(x, labels, weight, avg_factor=9.0),
+                                   pred, _grad_out('mean'))
+        with fused.use_impl('torch'):
+            ref = _value_and_grad(lambda x: torch_module(x, labels, weight, avg_factor=9.0),
+                                  pred, _grad_out('mean'))
+        torch.testing.assert_close(ours, ref, rtol=2e-5, atol=1e-7)
+        torch.testing.assert_close(kernel_module.state_dict(), torch_module.state_dict(),
+                                   rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('tiling', TILINGS)
+@pytest.mark.parametrize('n,c', SHAPES)
+def test_every_tiling_matches(device, tiling, n, c):
+    """Loss, gradient and EFL statistics do not depend on how the logits are tiled."""
+    from imbfocal.kernels import common
+    pred, labels = _batch(n, c, device)
+    weight = _weight('anchor', n, c, device)
+    terms = focal_terms_catalogue(c)['everything']
+    ref = _value_and_grad(lambda x: _reference(x, labels, terms, weight, 'mean', 3.5), pred,
+                          _grad_out('mean'))
+    kernel_module, torch_module = _efl(c).to(device), _efl(c).to(device)
     with fused.use_impl('torch'):
-        ref = _value_and_grad(lambda x: torch_module(x, labels, weight, avg_factor=9.0),
-                              pred, _grad_out('mean'))
-    torch.testing.assert_close(ours, ref, rtol=2e-5, atol=1e-7)
+        efl_ref = _value_and_grad(lambda x: torch_module(x, labels, weight.float(), avg_factor=9.0),
+                                  pred.float(), _grad_out('mean'))
+    with common.use_tiling(common.Tiling.parse(tiling)), fused.use_impl('triton'):
+        ours = _value_and_grad(
+            lambda x: fused_focal_loss(x, labels, terms, weight.float(), 'mean', 3.5),
+            pred.float(), _grad_out('mean'))
+        efl_ours = _value_and_grad(
+            lambda x: kernel_module(x, labels, weight.float(), avg_factor=9.0), pred.float(),
+            _grad_out('mean'))
+    torch.testing.assert_close(ours, tuple(r.float() for r in ref), rtol=2e-5, atol=1e-6)
+    torch.testing.assert_close(efl_ours, efl_ref, rtol=2e-5, atol=1e-7)
     torch.testing.assert_close(kernel_module.state_dict(), torch_module.state_dict(),
                                rtol=2e-5, atol=1e-6)

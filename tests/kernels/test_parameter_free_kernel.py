@@ -66,11 +66,23 @@ def test_module_and_empty_batch(device):
 
 
 @pytest.mark.parametrize('device', DEVICES)
-def test_sums_across_programs(device, monkeypatch):
+def test_sums_across_programs(device):
     """Three row programs of up to 4 tiles per column tile meet in the atomic adds."""
     from imbfocal.kernels import common
-    monkeypatch.setattr(common, 'ROW_TILES', 4)
-    x, labels, weight = _batch(300, 300, device)
-    ours = _value_and_grad(x.float(), labels, weight.float(), True, 'triton', 'none')
-    ref = _value_and_grad(x, labels, weight, True, 'reference', 'none')
+    with common.use_tiling(common.Tiling(elements=4096, num_warps=8, row_tiles=4)):
+        x, labels, weight = _batch(300, 300, device)
+        ours = _value_and_grad(x.float(), labels, weight.float(), True, 'triton', 'none')
+        ref = _value_and_grad(x, labels, weight, True, 'reference', 'none')
+        torch.testing.assert_close(ours, tuple(r.float() for r in ref), rtol=2e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('tiling', ['512x2x2', '2048x8x1', '4096x8x8', '1024x4x32'])
+def test_every_tiling_matches(device, tiling):
+    """The per-class sums and the gradient do not depend on how the logits are tiled."""
+    from imbfocal.kernels import common
+    x, labels, weight = _batch(37, 300, device)
+    ref = _value_and_grad(x, labels, weight, False, 'reference', 'mean')
+    with common.use_tiling(common.Tiling.parse(tiling)):
+        ours = _value_and_grad(x.float(), labels, weight.float(), False, 'triton', 'mean')
     torch.testing.assert_close(ours, tuple(r.float() for r in ref), rtol=2e-5, atol=1e-7)

@@ -1,0 +1,170 @@
+"""Compile the Triton kernels for a GPU that is not there, and read what ptxas made of them.
+
+Triton compiles ahead of time for any target it has a backend for, down to the cubin, with the
+``ptxas`` it ships: no GPU and no CUDA driver needed. :func:`compile_only` makes every kernel
+launch inside it compile for the given architecture instead of running (the outputs are left
+uninitialised), so the code paths of the real losses can be driven on CPU tensors and every
+specialisation they launch gets compiled exactly as the JIT would compile it on that GPU. That
+checks what the interpreter does not (the compiler's typing of loop-carried values, constexpr
+branches, pointer dtypes) and gives each kernel's registers, spills and shared memory, hence
+its occupancy (:func:`resource_usage`). ``tools/compile_kernels.py`` is the command line.
+
+This leans on Triton internals (the active-driver switch and ``JITFunction.run``'s warm-up
+mode), present from Triton 3.2 to 3.9; it is a development tool, never on a loss's path.
+"""
+import contextlib
+import os
+import re
+import subprocess
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, List
+
+import torch
+from triton.backends.compiler import GPUTarget
+from triton.runtime.driver import driver
+from triton.runtime.jit import JITFunction
+
+from . import compiling_for
+
+# per SM, from NVIDIA's CUDA occupancy tables (compute capability 8.0 to 9.0)
+REGISTERS_PER_SM = 65536
+MAX_WARPS_PER_SM = {80: 64, 86: 48, 89: 48, 90: 64}
+MAX_PROGRAMS_PER_SM = {80: 32, 86: 16, 89: 24, 90: 32}
+SHARED_BYTES_PER_SM = {80: 167936, 86: 102400, 89: 102400, 90: 233472}
+SHARED_RESERVED_PER_PROGRAM = 1024
+REGISTER_GRANULE = 8  # registers per thread are allocated in multiples of 8 (256 per warp)
+
+
+class _CompileOnlyDriver:
+    """The driver calls ``JITFunction.run`` makes before it would launch: a fixed target."""
+
+    def __init__(self, target: GPUTarget):
+        self.target = target
+
+    def get_current_target(self) -> GPUTarget:
+        return self.target
+
+    def get_current_device(self) -> int:
+        return 0
+
+    def get_current_stream(self, device: Any = None) -> int:
+        return 0
+
+    def get_active_torch_device(self) -> torch.device:
+        return torch.device('cpu')
+
+
+@dataclass
+class CompiledLaunch:
+    """One kernel launch compiled for the target: the kernel and its compiled form."""
+    kernel: str
+    compiled: Any  # triton.compiler.CompiledKernel
+
+
+@contextlib.contextmanager
+def compile_only(arch: int) -> Iterator[List[CompiledLaunch]]:
+    """Inside the block, kernel launches compile for CUDA compute capability ``arch`` and return.
+
+    The losses take their Triton path on CPU tensors (``use_impl('triton')``), every launch is
+    compiled (and cached as the JIT would) and appended to the yielded list, and nothing runs:
+    outputs keep whatever their allocation held. Kernels compiled here are dropped from the
+    JIT's per-device caches on exit, so a later real launch compiles for the real GPU.
+
+    Args:
+        arch: Compute capability as an integer, e.g. 80 (A100) or 90 (H100).
+
+    Yields:
+        The list the compiled launches are appended to.
+    """
+    launches: List[CompiledLaunch] = []
+    original_getitem = JITFunction.__getitem__
+    touched = set()
+
+    def compile_launch(self, grid):
+        def launch(*args, **kwargs):
+            touched.add(self)
+            compiled = self.run(*args, grid=grid, warmup=True, **kwargs)
+            launches.append(CompiledLaunch(self.fn.__name__, compiled))
+            return compiled
+        return launch
+
+    previous_driver = driver._active  # None until a launch picked the machine's driver
+    driver.set_active(_CompileOnlyDriver(GPUTarget('cuda', arch, 32)))
+    JITFunction.__getitem__ = compile_launch
+    try:
+        with compiling_for(arch):
+            yield launches
+    finally:
+        JITFunction.__getitem__ = original_getitem
+        driver._active = previous_driver
+        for kernel in touched:
+            kernel.device_caches = defaultdict(kernel.create_binder)
+
+
+@dataclass
+class ResourceUsage:
+    """What ptxas reports for one compiled kernel, and the occupancy that follows."""
+    registers: int  # per thread
+    spill_bytes: int  # spill stores + spill loads, per thread
+    shared_bytes: int  # per program
+    num_warps: int
+    programs_per_sm: int
+    warps_per_sm: int
+    occupancy: float  # warps_per_sm / the SM's maximum
+
+    def as_dict(self) -> Dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _ptxas(arch: int) -> str:
+    """The ptxas Triton compiles with for ``arch`` (Triton 3.4+ ships two)."""
+    from triton.backends.nvidia import compiler as nvidia
+    if hasattr(nvidia, 'get_ptxas'):
+        return nvidia.get_ptxas(arch).path
+    return nvidia._path_to_binary('ptxas')[0]
+
+
+def ptxas_report(ptx: str, arch: int) -> str:
+    """ptxas's ``-v`` report (registers, spills) of a kernel's PTX."""
+    target = re.search(r'^\s*\.target\s+(\w+)', ptx, re.MULTILINE).group(1)
+    with tempfile.TemporaryDirectory() as folder:
+        source = os.path.join(folder, 'kernel.ptx')
+        with open(source, 'w') as file:
+            file.write(ptx)
+        result = subprocess.run(
+            [_ptxas(arch), '-v', f'--gpu-name={target}', source, '-o',
+             os.path.join(folder, 'kernel.cubin')], capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f'ptxas failed on the PTX Triton produced:\n{result.stderr}')
+    return result.stderr
+
+
+def programs_per_sm(registers: int, num_warps: int, shared_bytes: int, arch: int) -> int:
+    """How many programs (CUDA blocks) of a kernel fit on one SM at once.
+
+    The least of the limits on warps, blocks, registers (allocated per thread in multiples of
+    :data:`REGISTER_GRANULE`) and shared memory (plus 1 KiB the driver reserves per block).
+    """
+    family = arch if arch in MAX_WARPS_PER_SM else (90 if arch >= 90 else 80)
+    padded_registers = -(-registers // REGISTER_GRANULE) * REGISTER_GRANULE
+    limits = [MAX_PROGRAMS_PER_SM[family], MAX_WARPS_PER_SM[family] // num_warps,
+              REGISTERS_PER_SM // (padded_registers * 32 * num_warps)]
+    if shared_bytes:
+        limits.append(SHARED_BYTES_PER_SM[family] //
+                      (shared_bytes + SHARED_RESERVED_PER_PROGRAM))
+    return max(0, min(limits))
+
+
+def resource_usage(compiled: Any, arch: int) -> ResourceUsage:
+    """Registers, spills, shared memory and occupancy of a kernel compiled for ``arch``."""
+    report = ptxas_report(compiled.asm['ptx'], arch)
+    registers = int(re.search(r'Used (\d+) registers', report).group(1))
+    spill_bytes = sum(int(value) for value in re.findall(r'(\d+) bytes spill', report))
+    num_warps = compiled.metadata.num_warps
+    shared_bytes = compiled.metadata.shared
+    programs = programs_per_sm(registers, num_warps, shared_bytes, arch)
+    family = arch if arch in MAX_WARPS_PER_SM else (90 if arch >= 90 else 80)
+    return ResourceUsage(registers, spill_bytes, shared_bytes, num_warps, programs,
+                         programs * num_warps, programs * num_warps / MAX_WARPS_PER_SM[family])

@@ -1,0 +1,68 @@
+"""Every kernel the losses launch compiles for sm_90 (H100) without a GPU, and fits.
+
+The interpreter (the other kernel tests on a machine without a GPU) runs the kernels' maths
+but does not type-check them as the compiler does; here they are compiled down to the cubin
+by ``tools/compile_kernels.py`` in a process without ``TRITON_INTERPRET``, and ptxas's report
+is checked: no spills, and at least 4 programs per SM for the kernels that read the logits.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from imbfocal.kernels.compilation import programs_per_sm
+
+pytest.importorskip('triton.backends.nvidia', reason='needs Triton\'s CUDA backend (ptxas)')
+ROOT = Path(__file__).resolve().parents[2]
+FOCAL_LOSSES = ['ClassBalancedFocalLoss', 'AdaptiveFocalLoss', 'DualFocalLoss',
+                'EqualizedFocalLoss']
+
+
+@pytest.fixture(scope='module')
+def compiled(tmp_path_factory):
+    out = tmp_path_factory.mktemp('compile') / 'kernels.json'
+    env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}
+    subprocess.run([sys.executable, str(ROOT / 'tools' / 'compile_kernels.py'), '--arch', '90',
+                    '--classes', '1203', '80', '--dtypes', 'float32', 'bfloat16',
+                    '--out', str(out)], check=True, env=env, cwd=ROOT,
+                   stdout=subprocess.DEVNULL)
+    return json.loads(out.read_text())['results']
+
+
+def test_every_loss_launches_its_kernels(compiled):
+    assert [(r['arch'], r['num_classes']) for r in compiled] == [(90, 1203), (90, 80)]
+    for result in compiled:
+        launched = {}
+        for row in result['rows']:
+            launched.setdefault((row['loss'], row['dtype']), []).append(row['kernel'])
+        for dtype in ('float32', 'bfloat16'):
+            for loss in FOCAL_LOSSES:  # forward, then the in-place backward scaling
+                assert launched[loss, dtype] == ['_focal_kernel', '_scale_kernel']
+            assert launched['ParameterFreeLoss', dtype] == ['_sums_kernel', '_grad_kernel']
+
+
+def test_no_spills_and_several_programs_per_sm(compiled):
+    for row in (row for result in compiled for row in result['rows']):
+        assert row['spill_bytes'] == 0, row
+        assert row['programs_per_sm'] >= 4, row
+
+
+@pytest.mark.parametrize('registers,num_warps,shared,arch,expected', [
+    # 72 registers x 32 threads x 4 warps = 9,216 per program: 65,536 // 9,216 = 7
+    (72, 4, 4096, 90, 7),
+    # 134 rounds up to 136: 136 x 256 = 34,816, one program
+    (134, 8, 8192, 90, 1),
+    # 128 x 256 = 32,768: two programs
+    (128, 8, 8192, 90, 2),
+    # 32 registers x 128 threads = 4,096: 16, but at most 32 programs and 64 // 4 = 16 warps
+    (32, 4, 0, 90, 16),
+    # shared memory bound: 233,472 // (100,000 + 1,024) = 2
+    (32, 4, 100_000, 90, 2),
+    # sm_86: 48 warps per SM, 48 // 8 = 6 programs before registers (32 x 256: 8) bind
+    (32, 8, 0, 86, 6),
+])
+def test_programs_per_sm(registers, num_warps, shared, arch, expected):
+    assert programs_per_sm(registers, num_warps, shared, arch) == expected
