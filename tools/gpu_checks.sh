@@ -22,7 +22,7 @@ python3 -m pytest -q -p no:cacheprovider tests/kernels tests/losses 2>&1 | tee "
 python3 tools/benchmark_losses.py --device cuda --out "$out/bench_losses.json" \
     2>&1 | tee "$out/bench_losses.md"
 python3 tools/benchmark_losses.py --device cuda --impls triton --repeats 21 \
-    --tilings 1024x4x32 512x4x64 1024x8x32 2048x8x16 4096x8x8 --out "$out/bench_tilings.json" \
+    --tilings 512x4x64 256x2x64 1024x4x32 1024x8x32 2048x8x16 4096x8x8 --out "$out/bench_tilings.json" \
     2>&1 | tee "$out/bench_tilings.md"
 python3 tools/benchmark_train_step.py --device cuda --out "$out/train_step.json" \
     configs/retinanet/retinanet_r50_fpn_{focal,cb-focal,afl,dfl,efl,pf}_1x_lvis-v1.py \

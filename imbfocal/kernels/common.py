@@ -23,15 +23,16 @@ class Tiling:
             programs. :func:`launch_shape` takes the most that still leaves
             :data:`MIN_PROGRAMS_PER_SM` programs per SM.
 
-    The default, 1024 elements on 4 warps (8 per thread, as PyTorch Inductor's point-wise
-    kernels), keeps the focal kernel at 64 to 108 registers without spills on sm_80 and sm_90,
-    so 4 to 8 programs share an SM and one's loads overlap another's arithmetic
-    (``tools/compile_kernels.py``; 4096 elements on 8 warps took 128 to 149 registers, a
-    few spilled, and 1 or 2 programs per SM).
+    The default, 512 elements on 4 warps (4 per thread), keeps every kernel at 69 registers
+    or fewer without spills on sm_80 and sm_90 for float32 and half logits, so at least 7
+    programs share an SM and one's loads overlap another's arithmetic
+    (``tools/compile_kernels.py``, Triton 3.9). 4096 elements on 8 warps took up to 149
+    registers, spilled a little and left 1 or 2 programs per SM; 1024 on 4 warps, up to 136.
+    Timed on a GPU: not yet (``tools/gpu_checks.sh`` times the candidates).
     """
-    elements: int = 1024
+    elements: int = 512
     num_warps: int = 4
-    row_tiles: int = 32
+    row_tiles: int = 64
 
     def __post_init__(self):
         for name in ('elements', 'num_warps', 'row_tiles'):

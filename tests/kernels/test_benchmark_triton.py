@@ -32,5 +32,5 @@ def test_tilings_give_one_triton_row_each(tmp_path):
     (scale, ) = _run_tool(tmp_path, '--scales', 'coco', '--impls', 'triton', '--losses',
                           'DualFocalLoss', '--tilings', '512x2', '4096x8x8')
     rows = [r for r in scale['results'] if r['loss'] == 'DualFocalLoss']
-    assert [r['impl'] for r in rows] == ['triton 512x2x32', 'triton 4096x8x8']
+    assert [r['impl'] for r in rows] == ['triton 512x2x64', 'triton 4096x8x8']
     assert all(r['status'] == 'ok' for r in rows)

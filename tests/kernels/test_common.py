@@ -33,24 +33,32 @@ def _shape(n, c, sms, monkeypatch):
 
 
 def test_cpu_takes_every_row_tile_allowed(monkeypatch):
-    """37 x 300 at 1024 elements: 8 x 128 tiles, cdiv(37, 8) = 5 row tiles, 3 column tiles;
-    no SMs, so one program takes all 5 (fewer than the 32 allowed)."""
-    assert _shape(37, 300, 0, monkeypatch) == LaunchShape(8, 128, 5, 4, (1, 3))
+    """37 x 300 at 512 elements: 4 x 128 tiles, cdiv(37, 4) = 10 row tiles, 3 column tiles;
+    no SMs, so one program takes all 10 (fewer than the 64 allowed)."""
+    assert _shape(37, 300, 0, monkeypatch) == LaunchShape(4, 128, 10, 4, (1, 3))
 
 
 def test_coco_scale_gives_up_row_tiles_for_programs(monkeypatch):
-    """240,000 x 80 on 132 SMs: 8 x 128 tiles, 30,000 row tiles, one column tile; 64 * 132 =
-    8,448 programs wanted: 32 row tiles make cdiv(30000, 32) = 938 programs, 16 make 1,875,
-    8 make 3,750, 4 make 7,500, all too few; 2 make 15,000."""
-    assert _shape(240_000, 80, 132, monkeypatch) == LaunchShape(8, 128, 2, 4, (15_000, 1))
+    """240,000 x 80 on 132 SMs: 4 x 128 tiles, 60,000 row tiles, one column tile; 64 * 132 =
+    8,448 programs wanted: 64 row tiles make cdiv(60000, 64) = 938 programs, 32 make 1,875,
+    16 make 3,750, 8 make 7,500, all too few; 4 make 15,000."""
+    assert _shape(240_000, 80, 132, monkeypatch) == LaunchShape(4, 128, 4, 4, (15_000, 1))
 
 
 def test_lvis_scale_keeps_every_row_tile(monkeypatch):
-    """240,000 x 1203 on 132 SMs: 10 column tiles, so 32 row tiles already make
+    """240,000 x 1203 on 132 SMs: 10 column tiles, so 64 row tiles already make
     938 * 10 = 9,380 >= 8,448 programs."""
-    assert _shape(240_000, 1203, 132, monkeypatch) == LaunchShape(8, 128, 32, 4, (938, 10))
+    assert _shape(240_000, 1203, 132, monkeypatch) == LaunchShape(4, 128, 64, 4, (938, 10))
 
 
 def test_small_class_count_spans_whole_rows(monkeypatch):
-    """C = 5: 8-class tiles (the next power of two) of 1024 / 8 = 128 rows."""
-    assert _shape(1000, 5, 0, monkeypatch) == LaunchShape(128, 8, 8, 4, (1, 1))
+    """C = 5: 8-class tiles (the next power of two) of 512 / 8 = 64 rows; 1000 rows make
+    cdiv(1000, 64) = 16 row tiles, all in one program."""
+    assert _shape(1000, 5, 0, monkeypatch) == LaunchShape(64, 8, 16, 4, (1, 1))
+
+
+def test_tiling_of_a_few_classes_per_program(monkeypatch):
+    """The 1024x4x32 tiling at 240,000 x 1203 on 132 SMs: 8 x 128 tiles, 30,000 row tiles;
+    32 per program make 938 * 10 = 9,380 programs, enough."""
+    with common.use_tiling(Tiling(1024, 4, 32)):
+        assert _shape(240_000, 1203, 132, monkeypatch) == LaunchShape(8, 128, 32, 4, (938, 10))
