@@ -2,7 +2,8 @@
 ptxas's registers, spills and shared memory and the occupancy that follows.
 
 Each loss of ``imbfocal.benchmarking.benchmarked_losses`` takes one forward and backward on
-RetinaNet-like CPU inputs under ``use_impl('triton')`` inside
+RetinaNet-like CPU inputs, called as RetinaNet's head calls it (anchor weights, a float
+``avg_factor``) and as FCOS's does (no weights, a tensor ``avg_factor``), under ``use_impl('triton')`` inside
 ``imbfocal.kernels.compilation.compile_only``: every kernel launch compiles for the target
 (compute capability ``--arch``) exactly as Triton's JIT compiles it on that GPU, down to the
 cubin, and nothing runs. A kernel that does not compile fails the command.
@@ -12,6 +13,7 @@ Example::
     python tools/compile_kernels.py --arch 90 --tilings 4096x8x8 2048x8x8 2048x4x8
 """
 import argparse
+import itertools
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -24,37 +26,41 @@ from imbfocal.losses import fused
 DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
 
 
+# How heads call a loss: RetinaNet passes anchor weights and a float avg_factor; FCOS no
+# weights and a tensor avg_factor (read by the kernel from device memory)
+HEAD_CALLS = {
+    'retina': lambda inputs: dict(weight=inputs['weight'], avg_factor=inputs['avg_factor']),
+    'fcos': lambda inputs: dict(weight=None, avg_factor=torch.tensor(inputs['avg_factor'])),
+}
+
+
 def compile_losses(arch: int, tiling: Tiling, num_classes: int, dtypes: Sequence[str],
                    num_rows: int) -> List[Dict]:
-    """One row per kernel launch of every loss's forward and backward, per logits dtype."""
+    """One row per kernel launch of every loss's forward and backward, per logits dtype and
+    way a head calls it."""
     rows = []
-    for dtype in dtypes:
+    for dtype, (call, call_args) in itertools.product(dtypes, HEAD_CALLS.items()):
         inputs = make_inputs(num_rows, num_classes, 'cpu', DTYPES[dtype])
         for name, module in benchmarked_losses(num_classes).items():
             logits = inputs['logits'].clone().requires_grad_()
             with compile_only(arch) as launches, fused.use_impl('triton'), use_tiling(tiling):
-                loss = module(logits, inputs['labels'], inputs['weight'],
-                              avg_factor=inputs['avg_factor'])
-                loss.backward()
+                module(logits, inputs['labels'], **call_args(inputs)).backward()
             for launch in launches:
                 usage = resource_usage(launch.compiled, arch)
-                rows.append(dict(loss=name, dtype=dtype, kernel=launch.kernel,
+                rows.append(dict(loss=name, dtype=dtype, call=call, kernel=launch.kernel,
                                  tiling=str(tiling), **usage.as_dict()))
     return rows
 
 
 def markdown(rows: List[Dict]) -> str:
-    """The table, one line per distinct (tiling, loss, dtype, kernel)."""
-    lines = ['| tiling | loss | dtype | kernel | registers | spill B | shared B | '
-             'programs/SM | warps/SM | occupancy |', '|---|---|---|---|---|---|---|---|---|---|']
-    seen = set()
+    """The table, one line per kernel launch."""
+    lines = ['| tiling | loss | dtype | call | kernel | registers | spill B | shared B | '
+             'programs/SM | warps/SM | occupancy |',
+             '|---|---|---|---|---|---|---|---|---|---|---|']
     for r in rows:
-        key = (r['tiling'], r['loss'], r['dtype'], r['kernel'])
-        if key in seen:
-            continue
-        seen.add(key)
-        lines.append(f"| {r['tiling']} | {r['loss']} | {r['dtype']} | {r['kernel']} | "
-                     f"{r['registers']} | {r['spill_bytes']} | {r['shared_bytes']} | "
+        lines.append(f"| {r['tiling']} | {r['loss']} | {r['dtype']} | {r['call']} | "
+                     f"{r['kernel']} | {r['registers']} | {r['spill_bytes']} | "
+                     f"{r['shared_bytes']} | "
                      f"{r['programs_per_sm']} | {r['warps_per_sm']} | {r['occupancy']:.0%} |")
     return '\n'.join(lines) + '\n'
 

@@ -37,11 +37,14 @@ def test_every_loss_launches_its_kernels(compiled):
     for result in compiled:
         launched = {}
         for row in result['rows']:
-            launched.setdefault((row['loss'], row['dtype']), []).append(row['kernel'])
-        for dtype in ('float32', 'bfloat16'):
-            for loss in FOCAL_LOSSES:  # forward, then the in-place backward scaling
-                assert launched[loss, dtype] == ['_focal_kernel', '_scale_kernel']
-            assert launched['ParameterFreeLoss', dtype] == ['_sums_kernel', '_grad_kernel']
+            key = (row['loss'], row['dtype'], row['call'])
+            launched.setdefault(key, []).append(row['kernel'])
+        assert len(launched) == 5 * 2 * 2
+        for (loss, dtype, call), kernels in launched.items():
+            if loss == 'ParameterFreeLoss':
+                assert kernels == ['_sums_kernel', '_grad_kernel']
+            else:  # forward, then the in-place backward scaling
+                assert loss in FOCAL_LOSSES and kernels == ['_focal_kernel', '_scale_kernel']
 
 
 def test_no_spills_and_several_programs_per_sm(compiled):
