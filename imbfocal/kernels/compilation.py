@@ -90,7 +90,9 @@ def compile_only(arch: int) -> Iterator[List[CompiledLaunch]]:
             return compiled
         return launch
 
-    previous_driver = driver._active  # None until a launch picked the machine's driver
+    # Triton >= 3.3 keeps the active driver in `_active` (None until a launch picks the
+    # machine's), older ones in `active`; reading either must not create a driver
+    previous_driver = vars(driver).get('_active', vars(driver).get('active'))
     driver.set_active(_CompileOnlyDriver(GPUTarget('cuda', arch, 32)))
     JITFunction.__getitem__ = compile_launch
     try:
@@ -98,7 +100,7 @@ def compile_only(arch: int) -> Iterator[List[CompiledLaunch]]:
             yield launches
     finally:
         JITFunction.__getitem__ = original_getitem
-        driver._active = previous_driver
+        driver.set_active(previous_driver)
         for kernel in touched:
             kernel.device_caches = defaultdict(kernel.create_binder)
 
