@@ -86,7 +86,7 @@ def _tiling_context(tiling: Optional[str]) -> contextlib.AbstractContextManager:
 
 
 def _tiling_arg(text: str) -> str:
-    """``--tilings`` entries, checked and written in full (``2048x4`` -> ``2048x4x8``)."""
+    """``--tilings`` entries, checked and written in full (``2048x4`` -> ``2048x4x64``)."""
     from imbfocal.kernels import common
     try:
         return str(common.Tiling.parse(text))

@@ -15,7 +15,7 @@ class Tiling:
 
     Attributes:
         elements: Elements per tile, ``BLOCK_N * BLOCK_C`` (a power of two); a tile spans
-            whole rows when ``C <= 128``, else 128 classes.
+            whole rows when ``C <= min(128, elements)``, else that many classes.
         num_warps: Warps per program; ``elements / (32 * num_warps)`` elements per thread.
         row_tiles: Row tiles per program, at most. The reducing kernels accumulate their
             per-class sums over a program's tiles in registers before one atomic add per
@@ -27,8 +27,8 @@ class Tiling:
     or fewer without spills on sm_80 and sm_90 for float32 and half logits, so at least 7
     programs share an SM and one's loads overlap another's arithmetic
     (``tools/compile_kernels.py``, Triton 3.9; ``docs/results/compile_kernels_*``). 4096
-    elements on 8 warps took 105 to 188 registers and left 1 or 2 programs per SM; 1024 on
-    4 warps, 56 to 111 registers, one kernel spilling 8 bytes.
+    elements on 8 warps took 105 to 168 registers and left 1 or 2 programs per SM; 1024 on
+    4 warps, 56 to 112 registers and 4 to 9 programs.
     Timed on a GPU: not yet (``tools/gpu_checks.sh`` times the candidates).
     """
     elements: int = 512
@@ -99,9 +99,9 @@ class LaunchShape(NamedTuple):
 def launch_shape(x: torch.Tensor) -> LaunchShape:
     """Blocks, row tiles per program, warps and grid of the current tiling for logits ``x``.
 
-    A tile spans whole rows when ``C <= 128``; a program takes as many row tiles as the
-    tiling allows while the grid keeps :data:`MIN_PROGRAMS_PER_SM` programs per SM (on a CPU
-    tensor, as many as the tiling allows).
+    A tile spans whole rows when ``C <= min(128, elements)``; a program takes as many row
+    tiles as the tiling allows while the grid keeps :data:`MIN_PROGRAMS_PER_SM` programs per
+    SM (on a CPU tensor, as many as the tiling allows).
     """
     num_rows, num_classes = x.shape
     tiling = current_tiling()

@@ -17,7 +17,6 @@ import os
 import re
 import subprocess
 import tempfile
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List
 
@@ -26,7 +25,7 @@ from triton.backends.compiler import GPUTarget
 from triton.runtime.driver import driver
 from triton.runtime.jit import JITFunction
 
-from . import compiling_for
+from . import INTERPRET_ENV, compiling_for, interpreting
 
 # per SM, from NVIDIA's CUDA occupancy tables (compute capability 8.0 to 9.0)
 REGISTERS_PER_SM = 65536
@@ -38,7 +37,12 @@ REGISTER_GRANULE = 8  # registers per thread are allocated in multiples of 8 (25
 
 
 class _CompileOnlyDriver:
-    """The driver calls ``JITFunction.run`` makes before it would launch: a fixed target."""
+    """The driver calls ``JITFunction.run`` makes before it would launch: a fixed target.
+
+    The device it reports is a name no GPU has, one per target, so the JIT's per-device
+    caches (bound to a target when first made) never mix these kernels with a real GPU's
+    or another target's.
+    """
 
     def __init__(self, target: GPUTarget):
         self.target = target
@@ -46,8 +50,8 @@ class _CompileOnlyDriver:
     def get_current_target(self) -> GPUTarget:
         return self.target
 
-    def get_current_device(self) -> int:
-        return 0
+    def get_current_device(self) -> str:
+        return f'compile-only sm_{self.target.arch}'
 
     def get_current_stream(self, device: Any = None) -> int:
         return 0
@@ -68,23 +72,29 @@ def compile_only(arch: int) -> Iterator[List[CompiledLaunch]]:
     """Inside the block, kernel launches compile for CUDA compute capability ``arch`` and return.
 
     The losses take their Triton path on CPU tensors (``use_impl('triton')``), every launch is
-    compiled (and cached as the JIT would) and appended to the yielded list, and nothing runs:
-    outputs keep whatever their allocation held. Kernels compiled here are dropped from the
-    JIT's per-device caches on exit, so a later real launch compiles for the real GPU.
+    compiled (and cached as the JIT would, under a device of its own) and appended to the
+    yielded list, and nothing runs: outputs keep whatever their allocation held.
+
+    The switch is process-wide (Triton's active driver, ``JITFunction.__getitem__``): a
+    thread launching a kernel meanwhile would compile it too. For tools, not for training.
 
     Args:
         arch: Compute capability as an integer, e.g. 80 (A100) or 90 (H100).
 
     Yields:
         The list the compiled launches are appended to.
+
+    Raises:
+        RuntimeError: Under ``TRITON_INTERPRET=1``, where kernels are not compiled.
     """
+    if interpreting():
+        raise RuntimeError(f'compile_only compiles kernels, which {INTERPRET_ENV}=1 replaces '
+                           f'by the interpreter: run it in a process without {INTERPRET_ENV}.')
     launches: List[CompiledLaunch] = []
     original_getitem = JITFunction.__getitem__
-    touched = set()
 
     def compile_launch(self, grid):
         def launch(*args, **kwargs):
-            touched.add(self)
             compiled = self.run(*args, grid=grid, warmup=True, **kwargs)
             launches.append(CompiledLaunch(self.fn.__name__, compiled))
             return compiled
@@ -101,8 +111,6 @@ def compile_only(arch: int) -> Iterator[List[CompiledLaunch]]:
     finally:
         JITFunction.__getitem__ = original_getitem
         driver.set_active(previous_driver)
-        for kernel in touched:
-            kernel.device_caches = defaultdict(kernel.create_binder)
 
 
 @dataclass

@@ -43,12 +43,14 @@ def _log1p(z):
 
     ``u = 1 + z`` rounds, but ``u - 1`` is exact, and ``log(u) / (u - 1)`` varies slowly, so
     ``log(u) * z / (u - 1)`` is within 3e-7 of ``log1p(z)`` relatively in float32 (a series
-    below 1e-4 and ``log(1 + z)`` above erred by up to 6e-4 near 1e-4).
+    below 1e-4 and ``log(1 + z)`` above erred by up to 6e-4 near 1e-4). Above 1e10,
+    ``log(u)`` itself is that close, and ``inf`` stays ``inf`` (``z / (u - 1)`` would be NaN).
     """
     u = 1.0 + z
     rounded = u - 1.0
     exact = rounded == 0.0  # z below half an ulp of 1: log1p(z) = z
-    return tl.where(exact, z, tl.log(u) * (z / tl.where(exact, 1.0, rounded)))
+    corrected = tl.log(u) * (z / tl.where(exact, 1.0, rounded))
+    return tl.where(exact, z, tl.where(z < 1e10, corrected, tl.log(u)))
 
 
 @triton.jit

@@ -167,8 +167,7 @@ def _scale_(tensor: Tensor, factors: Sequence[Factor]) -> Tensor:
 def _negative_form(x: Tensor, gamma: Union[float, Tensor], alpha: float, terms: FocalTerms,
                    beta: float, scales: Sequence[Tensor], loss: Tensor,
                    grad: Optional[Tensor], work: Sequence[Tensor],
-                   loss_post: Sequence[Factor] = (), grad_post: Sequence[Factor] = (),
-                   summed: bool = False) -> None:
+                   loss_post: Sequence[Factor] = (), grad_post: Sequence[Factor] = ()) -> None:
     """Write ``A_s(c * L0) * prod(loss_post)`` and ``c * dL0/dx * A_s' * prod(grad_post)``.
 
     ``L0`` is the ``t = 0`` form of the module docstring with ``alpha`` for ``alpha_n``.
@@ -187,8 +186,6 @@ def _negative_form(x: Tensor, gamma: Union[float, Tensor], alpha: float, terms: 
         work: Four buffers of ``x``'s shape.
         loss_post: Factors of the loss after ``A_s`` (the anchor weight).
         grad_post: Factors of the gradient (the anchor weight, ``1 / divisor``).
-        summed: Whether ``loss`` is only summed afterwards, which allows ``A_s`` a cheaper
-            and, per element, slightly less exact logarithm.
     """
     p, q, l, tmp = work
     torch.sigmoid(x, out=p)
@@ -237,17 +234,9 @@ def _negative_form(x: Tensor, gamma: Union[float, Tensor], alpha: float, terms: 
     if terms.lam:
         # A_s(c L0) = log1p(lam c L0) / lam, A_s' = 1 / (1 + lam c L0)
         lam_loss = _scale_(loss, c + [terms.lam])
-        if grad is not None or summed:
-            one_plus = torch.add(lam_loss, 1, out=tmp)
         if grad is not None:
-            grad.div_(one_plus)
-        if summed:
-            # log(1 + z) is off from log1p(z) by at most half an ulp of 1 (6e-8) per element,
-            # errors that average out in the sum; log costs a third of log1p on CPU
-            torch.log(one_plus, out=lam_loss)
-        else:
-            lam_loss.log1p_()
-        _scale_(lam_loss, list(loss_post) + [1 / terms.lam])
+            grad.div_(torch.add(lam_loss, 1, out=tmp))
+        _scale_(lam_loss.log1p_(), list(loss_post) + [1 / terms.lam])
     else:
         _scale_(loss, c + list(loss_post))
     if grad is not None:
@@ -374,8 +363,7 @@ def _focal_forward(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optiona
         # EFL's statistics need c * dL0/dx * A_s' before the anchor weight and the divisor
         grad_post = [] if need_stats else [u_c, ops.inv_divisor]
         _negative_form(x[r0:r1], ops.terms.gamma, _alphas(terms.alpha)[1], ops.terms,
-                       terms.beta, scales, loss_c, grad_c, buffers[:4], [u_c], grad_post,
-                       summed=divisor is not None)
+                       terms.beta, scales, loss_c, grad_c, buffers[:4], [u_c], grad_post)
         positives = (local_rows[bounds[k]:bounds[k + 1]], pos.cols[bounds[k]:bounds[k + 1]])
         if need_stats:
             neg_stats += _column_magnitudes(grad_c.index_put_(positives, zero), u_c)

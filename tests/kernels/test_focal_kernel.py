@@ -280,3 +280,23 @@ def test_small_losses_keep_relative_precision(device, name):
         ours = fused_focal_loss(x.float().to(device), labels.to(device), terms,
                                 reduction='none')
     torch.testing.assert_close(ours.cpu(), ref.float(), rtol=5e-6, atol=0)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_infinite_and_nan_logits_propagate_as_in_the_reference(device):
+    """A logit of +inf for a negative class has an infinite loss (AFL's ``log1p(inf) = inf``,
+    DFL's BCE), -inf its limit 0 (the autograd reference reads NaN there: ``0 * inf``); NaN
+    stays NaN; the other elements are untouched."""
+    x = torch.tensor([[float('inf'), -float('inf'), 0.5], [float('nan'), 1.0, -2.0]],
+                     dtype=torch.float64)
+    labels = torch.tensor([3, 3])
+    for name in ('afl', 'dfl', 'everything'):
+        terms = focal_terms_catalogue(3)[name]
+        ref = focal_family_loss(x, labels, terms)
+        with fused.use_impl('triton'):
+            ours = fused_focal_loss(x.float().to(device), labels.to(device), terms,
+                                    reduction='none').cpu()
+        assert ref[0, 0] == float('inf') and ours[0, 0] == float('inf'), name
+        assert ours[0, 1] == 0 and ours[1, 0].isnan() and ref[1, 0].isnan(), name
+        torch.testing.assert_close(ours[1, 1:], ref[1, 1:].float(), rtol=2e-5, atol=1e-7)
+        torch.testing.assert_close(ours[0, 2], ref[0, 2].float(), rtol=2e-5, atol=1e-7)

@@ -5,6 +5,7 @@ reference is ``focal_family_loss`` (autograd) with MMDetection's ``weight_reduce
 element-wise loss module runs the fused path by default and the reference under
 ``fused.use_impl('reference')``.
 """
+import dataclasses
 import itertools
 
 import pytest
@@ -275,11 +276,14 @@ def test_small_losses_precision(name):
     torch.testing.assert_close(ours, ref.float(), rtol=5e-6, atol=1.2e-7)
 
 
-@pytest.mark.parametrize('name', ['afl', 'dfl_rho'])
-def test_summed_losses_keep_relative_precision(name):
-    """A summed loss may take log(1 + z) for log1p(z) (half an ulp of 1 per element, errors
-    that average out): the mean of 20,000 elements stays within 1e-6 of float64."""
+@pytest.mark.parametrize('lam', [0.8, 1e-3, 1e-4, 1e-6])
+def test_summed_afl_precision_as_lam_decays(lam):
+    """AFL's ``A_s(z) = log1p(lam z) / lam`` averaged over 20,000 elements stays within 5e-7
+    of float64 (measured: 1e-7 at most) as the schedule takes ``lam`` towards 0.
+    ``log(1 + lam z)`` instead would drop every ``lam z`` below 6e-8 and be low by 6.4e-7,
+    7.2e-6 and 9.4e-4 on this batch at ``lam`` = 1e-3, 1e-4 and 1e-6."""
     x, labels = _small_losses_batch()
-    ref = focal_family_loss(x, labels, TERMS[name]).mean()
-    ours = fused_focal_loss(x.float(), labels, TERMS[name], reduction='mean')
-    torch.testing.assert_close(ours, ref.float(), rtol=1e-6, atol=0)
+    terms = dataclasses.replace(TERMS['afl'], lam=lam)
+    ref = focal_family_loss(x, labels, terms).mean()
+    ours = fused_focal_loss(x.float(), labels, terms, reduction='mean')
+    torch.testing.assert_close(ours, ref.float(), rtol=5e-7, atol=0)
