@@ -11,11 +11,20 @@ from torch import Tensor
 Inputs = Dict[str, Tensor]
 
 
+IMBALANCE = 100.0
+
+
+def long_tailed_weights(num_classes: int) -> List[float]:
+    """``IMBALANCE ** -(c / (C - 1))``: class frequencies decaying exponentially from 1 for
+    class 0 to ``1 / IMBALANCE`` for the last (unnormalised)."""
+    if num_classes == 1:
+        return [1.0]
+    return [IMBALANCE**-(c / (num_classes - 1)) for c in range(num_classes)]
+
+
 def long_tailed_counts(num_classes: int) -> List[int]:
     """Exponentially decaying counts, ``n_0 = 1000`` down to ``n_{C-1} = 10``."""
-    if num_classes == 1:
-        return [1000]
-    return [round(1000 * 0.01**(c / (num_classes - 1))) for c in range(num_classes)]
+    return [round(1000 * weight) for weight in long_tailed_weights(num_classes)]
 
 
 def make_inputs(n: int, num_classes: int, device: str, dtype: torch.dtype,

@@ -1,9 +1,10 @@
 """Time a whole detector training step (data preprocessing, forward, loss, backward, SGD).
 
 For each config, the model and optimiser are built from the config as MMEngine's Runner
-builds them (with random weights: pretrained backbones are not downloaded), and ``model.train_step`` (the call the Runner's training loop makes) runs on
-synthetic batches: random images of ``--image-size`` and ``--boxes`` random boxes per image
-whose labels follow a long-tailed distribution (exponentially decaying, imbalance factor 100).
+builds them (with random weights: pretrained backbones are not downloaded), and
+``model.train_step`` (the call the Runner's training loop makes) runs on synthetic batches:
+random images of ``--image-size`` and ``--boxes`` random boxes per image whose labels
+follow a long-tailed distribution (exponentially decaying, imbalance factor 100).
 Every config sees the same batches. Losses that need class counts and have none from the
 config get the counts of that distribution (``ClassCountsHook`` needs a dataset, which a
 synthetic run does not have).
@@ -28,15 +29,11 @@ from mmengine.config import Config, DictAction
 from mmengine.optim import build_optim_wrapper
 from mmengine.structures import InstanceData
 
-from imbfocal.benchmarking import environment, write_report
-
-IMBALANCE = 100.0
-
+from imbfocal.benchmarking import environment, long_tailed_weights, write_report
 
 def long_tailed_probabilities(num_classes: int) -> torch.Tensor:
-    """Class frequencies decaying exponentially from class 0 to ``IMBALANCE`` times rarer."""
-    exponents = torch.arange(num_classes, dtype=torch.float64) / max(num_classes - 1, 1)
-    weights = IMBALANCE**-exponents
+    """``imbfocal.benchmarking.long_tailed_weights``, normalised to sum to 1."""
+    weights = torch.tensor(long_tailed_weights(num_classes), dtype=torch.float64)
     return weights / weights.sum()
 
 

@@ -136,3 +136,14 @@ def load_tile(x_ptr, labels_ptr, row_tile, n_rows, n_cols, stride_xn, stride_xc,
     y = tl.load(labels_ptr + rows64, mask=row_in, other=-1)
     t = cols[None, :] == y[:, None]
     return x, y, t, rows64, cols, row_in, col_in, inside
+
+
+@triton.jit
+def sigmoid_pair(x):
+    """``(p, q, e)``: ``p = sigmoid(x)``, ``q = 1 - p`` without cancellation, and
+    ``e = exp(-|x|)``, from one ``exp`` and one division."""
+    e = tl.exp(-tl.abs(x))
+    inv = 1.0 / (1.0 + e)
+    p = tl.where(x >= 0, inv, e * inv)
+    q = tl.where(x >= 0, e * inv, inv)
+    return p, q, e

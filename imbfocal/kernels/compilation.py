@@ -151,13 +151,18 @@ def ptxas_report(ptx: str, arch: int) -> str:
     return result.stderr
 
 
+def _family(arch: int) -> int:
+    """The row of the occupancy tables for compute capability ``arch``."""
+    return arch if arch in MAX_WARPS_PER_SM else (90 if arch >= 90 else 80)
+
+
 def programs_per_sm(registers: int, num_warps: int, shared_bytes: int, arch: int) -> int:
     """How many programs (CUDA blocks) of a kernel fit on one SM at once.
 
     The least of the limits on warps, blocks, registers (allocated per thread in multiples of
     :data:`REGISTER_GRANULE`) and shared memory (plus 1 KiB the driver reserves per block).
     """
-    family = arch if arch in MAX_WARPS_PER_SM else (90 if arch >= 90 else 80)
+    family = _family(arch)
     padded_registers = -(-registers // REGISTER_GRANULE) * REGISTER_GRANULE
     limits = [MAX_PROGRAMS_PER_SM[family], MAX_WARPS_PER_SM[family] // num_warps,
               REGISTERS_PER_SM // (padded_registers * 32 * num_warps)]
@@ -175,6 +180,6 @@ def resource_usage(compiled: Any, arch: int) -> ResourceUsage:
     num_warps = compiled.metadata.num_warps
     shared_bytes = compiled.metadata.shared
     programs = programs_per_sm(registers, num_warps, shared_bytes, arch)
-    family = arch if arch in MAX_WARPS_PER_SM else (90 if arch >= 90 else 80)
-    return ResourceUsage(registers, spill_bytes, shared_bytes, num_warps, programs,
-                         programs * num_warps, programs * num_warps / MAX_WARPS_PER_SM[family])
+    warps = programs * num_warps
+    return ResourceUsage(registers, spill_bytes, shared_bytes, num_warps, programs, warps,
+                         warps / MAX_WARPS_PER_SM[_family(arch)])

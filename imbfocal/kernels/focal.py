@@ -30,7 +30,7 @@ import triton.language as tl
 from torch import Tensor
 
 from ..losses.focal_loss import FocalTerms
-from .common import launch_shape, load_tile, multiprocessor_count
+from .common import launch_shape, load_tile, multiprocessor_count, sigmoid_pair
 
 # exp() is floored at the square root of float32's smallest normal number (as the CPU path)
 LOG_POWER_FLOOR = tl.constexpr(math.log(torch.finfo(torch.float32).tiny) / 2)
@@ -75,10 +75,7 @@ def _focal_tile(x, y, t, rows64, cols, row_in, col_in, inside, weight_ptr, class
                 HAS_LAM: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
     """A tile's ``L = u A_s(c L0)`` and ``|dL/dx| = u c dL0/ds A_s'`` (sign not applied)."""
     s = tl.where(t, -x, x)
-    e = tl.exp(-tl.abs(s))
-    inv = 1.0 / (1.0 + e)
-    p = tl.where(s >= 0, inv, e * inv)  # sigmoid(s)
-    q = tl.where(s >= 0, e * inv, inv)  # 1 - p, without cancellation
+    p, q, e = sigmoid_pair(s)
     log_sig_abs = -_log1p(e)  # log sigmoid(|s|)
     l = tl.maximum(s, 0.0) - log_sig_abs  # softplus(s), the BCE
     if GAMMA_PER_CLASS:

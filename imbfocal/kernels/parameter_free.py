@@ -13,7 +13,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .common import launch_shape, load_tile
+from .common import launch_shape, load_tile, sigmoid_pair
 
 
 @triton.jit
@@ -23,10 +23,7 @@ def _probabilities(x_ptr, labels_ptr, w_ptr, row_tile, n_rows, n_cols, stride_xn
     x, y, t, rows64, cols, row_in, col_in, inside = load_tile(
         x_ptr, labels_ptr, row_tile, n_rows, n_cols, stride_xn, stride_xc, BLOCK_N, BLOCK_C)
     w = tl.load(w_ptr + rows64, mask=row_in, other=0.0)
-    e = tl.exp(-tl.abs(x))
-    inv = 1.0 / (1.0 + e)
-    p = tl.where(x >= 0, inv, e * inv)
-    q = tl.where(x >= 0, e * inv, inv)
+    p, q, _ = sigmoid_pair(x)
     return p, q, t, w, rows64, cols, col_in, inside
 
 

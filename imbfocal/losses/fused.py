@@ -28,14 +28,14 @@ tensor either way) and is faster on CPU: at 60,000 x 80, one thread, the forward
 for the loss alone and 22 ms for loss and gradient, so recomputing would cost ~36 ms in all
 against ~22 ms. The chunk loop issues ~20 small ops per chunk; with more threads than free
 cores (an oversubscribed machine) each op's OpenMP barrier can wait a scheduler slice.
-GPU: float32 logits on a CUDA device go through the Triton kernel
+GPU: float32, float16 or bfloat16 logits on a CUDA device go through the Triton kernel
 (:mod:`imbfocal.kernels.focal`): one program per tile computes everything above for its
 elements, reading the logits once and writing ``dL/dx`` once, with no temporaries. Its
 backward multiplies the saved gradient in place by the incoming gradient, on the device and
 only if that is not exactly 1, so a graph through it can be back-propagated once (a second
 ``backward`` with ``retain_graph=True`` raises; ``use_impl('torch')`` allows it).
 
-Implementations (:func:`use_impl`): ``'fused'`` (default: Triton on CUDA float32, else the
+Implementations (:func:`use_impl`): ``'fused'`` (default: Triton on CUDA, else the
 chunked PyTorch path), ``'torch'`` (always the chunked PyTorch path), ``'triton'`` (always the
 kernel; on CPU under ``TRITON_INTERPRET=1`` only, for tests) and ``'reference'`` (autograd).
 
@@ -325,6 +325,16 @@ def _chunk_rows(x: Tensor) -> int:
     return max(1, min(x.size(0), elements // max(x.size(1), 1)))
 
 
+def _row_chunks(x: Tensor, fg_rows: Tensor) -> Iterator[Tuple[int, int, slice]]:
+    """``(r0, r1, own)`` per chunk of :func:`_chunk_rows` rows: its rows ``[r0, r1)`` and the
+    slice of the sorted foreground rows ``fg_rows`` that fall in it."""
+    n, rows = x.size(0), _chunk_rows(x)
+    bounds = torch.searchsorted(fg_rows, torch.arange(0, n + rows, rows,
+                                                      device=x.device)).tolist()
+    for k, r0 in enumerate(range(0, n, rows)):
+        yield r0, min(r0 + rows, n), slice(bounds[k], bounds[k + 1])
+
+
 def _rows(tensor: Optional[Tensor], r0: int, r1: int) -> Optional[Tensor]:
     return None if tensor is None else tensor[r0:r1]
 
@@ -342,9 +352,6 @@ def _focal_forward(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optiona
     pos = _positives(ops, need_grad, need_stats)
     n, num_classes = x.shape
     rows = _chunk_rows(x)
-    bounds = torch.searchsorted(pos.rows, torch.arange(0, n + rows, rows,
-                                                       device=x.device)).tolist()
-    local_rows = pos.rows % rows
     loss_out = x.new_empty(n, num_classes) if divisor is None else None
     grad_out = x.new_empty(n, num_classes) if need_grad else None
     work = [x.new_empty(rows * num_classes)
@@ -352,8 +359,7 @@ def _focal_forward(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optiona
     chunk_sums: List[Tensor] = []
     neg_stats = x.new_zeros(num_classes) if need_stats else None
     zero = _ZERO[x.dtype]
-    for k, r0 in enumerate(range(0, n, rows)):
-        r1 = min(r0 + rows, n)
+    for r0, r1, own in _row_chunks(x, pos.rows):
         buffers = [b[:(r1 - r0) * num_classes].view(r1 - r0, num_classes) for b in work]
         loss_c = buffers[4] if loss_out is None else loss_out[r0:r1]
         grad_c = grad_out[r0:r1] if need_grad else (buffers[-1] if need_stats else None)
@@ -364,7 +370,7 @@ def _focal_forward(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optiona
         grad_post = [] if need_stats else [u_c, ops.inv_divisor]
         _negative_form(x[r0:r1], ops.terms.gamma, _alphas(terms.alpha)[1], ops.terms,
                        terms.beta, scales, loss_c, grad_c, buffers[:4], [u_c], grad_post)
-        positives = (local_rows[bounds[k]:bounds[k + 1]], pos.cols[bounds[k]:bounds[k + 1]])
+        positives = (pos.rows[own] - r0, pos.cols[own])
         if need_stats:
             neg_stats += _column_magnitudes(grad_c.index_put_(positives, zero), u_c)
             if need_grad:
@@ -399,7 +405,7 @@ def use_kernel(x: Tensor) -> bool:
 
     Raises:
         RuntimeError: Under ``use_impl('triton')`` where the kernel cannot run.
-        ValueError: Under ``use_impl('triton')`` for logits other than float32.
+        ValueError: Under ``use_impl('triton')`` for logits not in ``KERNEL_DTYPES``.
     """
     if _impl == 'triton':
         kernels.require_kernels(x)
@@ -413,8 +419,8 @@ def use_kernel(x: Tensor) -> bool:
 class FusedFocalLoss(torch.autograd.Function):
     """Autograd Function of the focal family from integer labels (see the module docstring).
 
-    ``forward(ctx, pred, labels, weight, terms, divisor, need_stats) -> (loss, stats)``:
-    ``pred`` float logits ``(N, C)``; ``labels`` int ``(N,)`` with background ``C``;
+    ``forward(ctx, pred, labels, weight, terms, divisor, need_stats, on_kernel) -> (loss,
+    stats)``: ``pred`` float logits ``(N, C)``; ``labels`` int ``(N,)`` with background ``C``;
     ``weight`` None, ``(N, 1)`` or ``(N, C)``; ``divisor`` None (``reduction='none'``,
     loss ``(N, C)``) or what the sum is divided by (scalar loss); ``stats`` ``(2, C)``, the
     sums of ``|u * c * dL0/dx * A_s'|`` over the ``t = 1`` and ``t = 0`` elements of each
@@ -425,9 +431,9 @@ class FusedFocalLoss(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, pred: Tensor, labels: Tensor, weight: Optional[Tensor], terms: FocalTerms,
-                divisor: Optional[Union[float, Tensor]],
-                need_stats: bool) -> Tuple[Tensor, Tensor]:
-        ctx.in_place = use_kernel(pred)
+                divisor: Optional[Union[float, Tensor]], need_stats: bool,
+                on_kernel: bool) -> Tuple[Tensor, Tensor]:
+        ctx.in_place = on_kernel
         ctx.backward_done = False
         if ctx.in_place:
             from ..kernels import focal as focal_kernel
@@ -456,13 +462,13 @@ class FusedFocalLoss(torch.autograd.Function):
             if grad_loss.dim() == 0:
                 from ..kernels import focal as focal_kernel
                 return (focal_kernel.scale_gradient_(grad, grad_loss), None, None, None, None,
-                        None)
-            return grad.mul_(grad_loss), None, None, None, None, None
+                        None, None)
+            return grad.mul_(grad_loss), None, None, None, None, None, None
         if grad_loss.dim() == 0 and grad_loss.device.type == 'cpu' and grad_loss.item() == 1:
             grad_pred = grad
         else:
             grad_pred = grad * grad_loss
-        return grad_pred, None, None, None, None, None
+        return grad_pred, None, None, None, None, None, None
 
 
 def fused_focal_loss(pred: Tensor,
@@ -501,9 +507,10 @@ def fused_focal_loss(pred: Tensor,
                          f'{tuple(pred.shape)} and {tuple(labels.shape)}')
     divisor = reduction_divisor(pred.numel(), reduction, avg_factor)
     with torch.autocast(device_type=pred.device.type, enabled=False):
-        if not use_kernel(pred):
+        on_kernel = use_kernel(pred)
+        if not on_kernel:
             pred = as_float32(pred)
         weight = broadcast_anchor_weight(weight, pred)
         loss, stats = FusedFocalLoss.apply(pred, labels, weight, terms, divisor,
-                                           return_grad_stats)
+                                           return_grad_stats, on_kernel)
     return (loss, stats) if return_grad_stats else loss

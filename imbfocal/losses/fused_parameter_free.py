@@ -47,22 +47,17 @@ def _hard_(q: Tensor) -> Tensor:
 
 def _sums_torch(x: Tensor, labels: Tensor, w: Tensor, hard: bool) -> Tuple[Tensor, Tensor]:
     """``(pos_num, neg_num)`` on the CPU path, the ``(N, C)`` work in row chunks."""
-    n, num_classes = x.shape
+    num_classes = x.size(1)
     pos = _Positives(x, labels, w)
     pos_num = x.new_zeros(num_classes).index_add_(0, pos.cols, pos.weight * pos.prob)
     neg_num = x.new_zeros(num_classes)
-    rows = fused._chunk_rows(x)
-    buffer = x.new_empty(rows * num_classes)
-    bounds = torch.searchsorted(pos.rows, torch.arange(0, n + rows, rows,
-                                                       device=x.device)).tolist()
+    buffer = x.new_empty(fused._chunk_rows(x) * num_classes)
     zero = x.new_zeros(())
-    for k, r0 in enumerate(range(0, n, rows)):
-        r1 = min(r0 + rows, n)
+    for r0, r1, own in fused._row_chunks(x, pos.rows):
         q = torch.neg(x[r0:r1], out=buffer[:(r1 - r0) * num_classes].view(r1 - r0, -1))
         q.sigmoid_()
         if hard:
             _hard_(q)
-        own = slice(bounds[k], bounds[k + 1])
         q.index_put_((pos.rows[own] - r0, pos.cols[own]), zero)
         neg_num.addmv_(q.t(), w[r0:r1])
     return pos_num, neg_num

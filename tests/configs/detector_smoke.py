@@ -16,6 +16,8 @@ from mmengine.config import Config, ConfigDict
 from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 
+from imbfocal.benchmarking import long_tailed_counts
+
 # Losses that need class counts (filled by ClassCountsHook in training; set by hand here).
 COUNTED_LOSSES = ('ClassBalancedFocalLoss', 'AdaptiveFocalLoss',
                   'GaussianClassBalancedFocalLoss', 'GaussianAdaptiveFocalLoss')
@@ -43,13 +45,6 @@ def classification_losses(model: ConfigDict) -> List[ConfigDict]:
     """The classification loss configs of a detector config's head."""
     head = model.bbox_head
     return [head[key] for key in ('loss_cls', 'loss_center_heatmap') if key in head]
-
-
-def long_tailed_counts(num_classes: int) -> List[int]:
-    """Exponentially decaying class counts, imbalance factor 100 (n_0 = 1000, n_last = 10)."""
-    if num_classes == 1:
-        return [1000]
-    return [round(1000 * 0.01**(c / (num_classes - 1))) for c in range(num_classes)]
 
 
 def set_class_counts(model: ConfigDict) -> None:

@@ -18,6 +18,8 @@ from imbfocal.kernels.compilation import compile_only, programs_per_sm
 
 pytest.importorskip('triton.backends.nvidia', reason='needs Triton\'s CUDA backend (ptxas)')
 ROOT = Path(__file__).resolve().parents[2]
+# kernels compile only in a process without the interpreter
+COMPILING_ENV = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}
 FOCAL_LOSSES = ['ClassBalancedFocalLoss', 'AdaptiveFocalLoss', 'DualFocalLoss',
                 'EqualizedFocalLoss']
 
@@ -25,10 +27,9 @@ FOCAL_LOSSES = ['ClassBalancedFocalLoss', 'AdaptiveFocalLoss', 'DualFocalLoss',
 @pytest.fixture(scope='module')
 def compiled(tmp_path_factory):
     out = tmp_path_factory.mktemp('compile') / 'kernels.json'
-    env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}
     subprocess.run([sys.executable, str(ROOT / 'tools' / 'compile_kernels.py'), '--arch', '90',
                     '--classes', '1203', '80', '--dtypes', 'float32', 'bfloat16',
-                    '--out', str(out)], check=True, env=env, cwd=ROOT,
+                    '--out', str(out)], check=True, env=COMPILING_ENV, cwd=ROOT,
                    stdout=subprocess.DEVNULL)
     return json.loads(out.read_text())['results']
 
@@ -71,9 +72,8 @@ for arch in (80, 90, 80):
 def test_each_target_gets_its_own_kernels():
     """sm_80, then sm_90, then sm_80 again: the JIT's caches do not hand one target's
     kernel to another (each target compiles under a device name of its own)."""
-    env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}
-    out = subprocess.run([sys.executable, '-c', TARGETS_SCRIPT], check=True, env=env, cwd=ROOT,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, '-c', TARGETS_SCRIPT], check=True,
+                         env=COMPILING_ENV, cwd=ROOT, capture_output=True, text=True).stdout
     assert out.split() == ['80', '90', '80']
 
 
