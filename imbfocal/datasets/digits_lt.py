@@ -58,11 +58,11 @@ import numpy as np
 
 from ..evaluation.frequency import LVIS_THRESHOLDS, frequency_group
 
-NUM_CLASSES = 10
-CLASSES: Tuple[str, ...] = tuple(str(d) for d in range(NUM_CLASSES))
+NUM_DIGITS = 10
+CLASSES: Tuple[str, ...] = tuple(str(d) for d in range(NUM_DIGITS))
 DIGIT_WORDS = ('zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine')
 GENERATOR_VERSION = 2
-SPLITS = ('train', 'val')
+ALL_SPLITS = ('train', 'val', 'test')
 IMAGE_NAME = re.compile(r'\d{6}\.png')
 
 PRESETS: Dict[str, Dict[str, Any]] = {
@@ -74,6 +74,13 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     'large': dict(image_size=256, train_images=4000, val_images=1000, max_class_images=4000,
                   imbalance_factor=1000.0, val_class_images=250, max_digits=8,
                   digit_size=(16, 96), distractors=(4, 12)),
+    # 100 classes '00'-'99' (two handwritten digits side by side), shuffled frequency ranks,
+    # 300 down to 2 training images per class: 22 frequent, 45 common, 33 rare by LVIS's
+    # rule; balanced val and test splits with their own source digits.
+    'lt100': dict(image_size=128, train_images=1000, val_images=200, test_images=200,
+                  max_class_images=300, imbalance_factor=150.0, val_class_images=12,
+                  test_class_images=12, min_digits=4, max_digits=8, digit_size=(14, 24),
+                  distractors=(2, 6), digits_per_object=2, class_order='shuffled'),
 }
 
 
@@ -95,8 +102,13 @@ class DigitsLTConfig:
         distractors: ``(min, max)`` non-digit clutter marks per image.
         extra_instance_prob: Probability that a class present in an image gets a second
             instance there.
-        train_source_fraction: Share of each class's source digits used for train.
-        class_order: ``'fixed'`` (digit d has frequency rank d) or ``'shuffled'`` (by seed).
+        train_source_fraction: Share of each digit's source samples used for train; the
+            rest goes to val, or half to val and half to test when there is a test split.
+        class_order: ``'fixed'`` (class k has frequency rank k) or ``'shuffled'`` (by seed).
+        digits_per_object: 1: an object is one digit, classes '0'-'9'; 2: an object is a
+            two-digit number written side by side, classes '00'-'99'.
+        test_images: Number of test images (0: no test split).
+        test_class_images: Test images containing each class (balanced).
     """
     seed: int = 0
     image_size: int = 128
@@ -112,6 +124,9 @@ class DigitsLTConfig:
     extra_instance_prob: float = 0.15
     train_source_fraction: float = 0.6
     class_order: str = 'fixed'
+    digits_per_object: int = 1
+    test_images: int = 0
+    test_class_images: int = 0
 
     @classmethod
     def from_preset(cls, preset: str = 'default', **overrides: Any) -> 'DigitsLTConfig':
@@ -139,6 +154,30 @@ class DigitsLTConfig:
             raise ValueError("class_order must be 'fixed' or 'shuffled'")
         if not 0 < self.train_source_fraction < 1:
             raise ValueError('train_source_fraction must be in (0, 1)')
+        if self.digits_per_object not in (1, 2):
+            raise ValueError(f'digits_per_object must be 1 or 2, got {self.digits_per_object}')
+        if (self.test_images > 0) != (self.test_class_images > 0):
+            raise ValueError('test_images and test_class_images must both be 0 (no test '
+                             'split) or both positive')
+
+    @property
+    def num_classes(self) -> int:
+        """``10 ** digits_per_object``."""
+        return NUM_DIGITS ** self.digits_per_object
+
+    @property
+    def classes(self) -> Tuple[str, ...]:
+        """Class names in label order: '0'..'9', or '00'..'99' for two-digit objects."""
+        return tuple(f'{k:0{self.digits_per_object}d}' for k in range(self.num_classes))
+
+    @property
+    def splits(self) -> Tuple[str, ...]:
+        """``('train', 'val')``, plus ``'test'`` when ``test_images > 0``."""
+        return ALL_SPLITS if self.test_images else ALL_SPLITS[:2]
+
+    def class_digits(self, cls: int) -> Tuple[int, ...]:
+        """The digits an object of class ``cls`` is written with, left to right."""
+        return tuple(int(d) for d in self.classes[cls])
 
     def to_dict(self) -> Dict[str, Any]:
         """Return the parameters as json-compatible values (tuples become lists)."""
@@ -146,7 +185,7 @@ class DigitsLTConfig:
 
 
 def long_tail_counts(max_count: int, imbalance_factor: float,
-                     num_classes: int = NUM_CLASSES) -> List[int]:
+                     num_classes: int = NUM_DIGITS) -> List[int]:
     """Exponential profile ``n_r = round(max_count * IF ** (-r / (C - 1)))``, at least 1.
 
     Args:
@@ -162,8 +201,8 @@ def long_tail_counts(max_count: int, imbalance_factor: float,
 
 
 def class_ranks(cfg: DigitsLTConfig) -> List[int]:
-    """Return the class (digit) at each frequency rank, most frequent first."""
-    order = list(range(NUM_CLASSES))
+    """Return the class at each frequency rank, most frequent first."""
+    order = list(range(cfg.num_classes))
     if cfg.class_order == 'shuffled':
         order = [int(c) for c in np.random.default_rng([cfg.seed, 7]).permutation(order)]
     return order
@@ -171,8 +210,8 @@ def class_ranks(cfg: DigitsLTConfig) -> List[int]:
 
 def train_class_image_counts(cfg: DigitsLTConfig) -> List[int]:
     """Return the number of training images containing each class, in label order."""
-    by_rank = long_tail_counts(cfg.max_class_images, cfg.imbalance_factor)
-    counts = [0] * NUM_CLASSES
+    by_rank = long_tail_counts(cfg.max_class_images, cfg.imbalance_factor, cfg.num_classes)
+    counts = [0] * cfg.num_classes
     for rank, cls in enumerate(class_ranks(cfg)):
         counts[cls] = by_rank[rank]
     return counts
@@ -243,34 +282,48 @@ def add_extra_instances(rng: np.random.Generator, members: List[List[int]],
     return out
 
 
-def split_sources(labels: np.ndarray, rng: np.random.Generator,
-                  train_fraction: float) -> Dict[str, List[np.ndarray]]:
-    """Split the source digit indices per class into disjoint train / val pools."""
-    pools: Dict[str, List[np.ndarray]] = {'train': [], 'val': []}
-    for cls in range(NUM_CLASSES):
-        idx = rng.permutation(np.flatnonzero(labels == cls))
+def split_sources(labels: np.ndarray, rng: np.random.Generator, train_fraction: float,
+                  splits: Sequence[str] = ALL_SPLITS[:2]) -> Dict[str, List[np.ndarray]]:
+    """Split the source digit indices per digit into disjoint pools, one per split.
+
+    Train takes ``train_fraction`` of each digit's samples; val takes the rest, or the first
+    half of the rest when there is a test split (which takes the other half).
+    """
+    pools: Dict[str, List[np.ndarray]] = {split: [] for split in splits}
+    for digit in range(NUM_DIGITS):
+        idx = rng.permutation(np.flatnonzero(labels == digit))
         n_train = int(round(train_fraction * len(idx)))
+        n_val = len(idx) - n_train if 'test' not in splits else (len(idx) - n_train) // 2
         pools['train'].append(np.sort(idx[:n_train]))
-        pools['val'].append(np.sort(idx[n_train:]))
+        pools['val'].append(np.sort(idx[n_train:n_train + n_val]))
+        if 'test' in splits:
+            pools['test'].append(np.sort(idx[n_train + n_val:]))
     return pools
 
 
-def assign_sources(rng: np.random.Generator, layout: List[List[int]],
-                   pools: List[np.ndarray]) -> List[List[Tuple[int, int]]]:
-    """Pair every instance with a source digit index, cycling through a shuffled pool.
+Instance = Tuple[int, Tuple[int, ...]]  # (class, source digit index per written digit)
 
-    A class uses distinct source digits until its pool is exhausted, so the rare classes are
-    all different handwritten samples.
+
+def assign_sources(rng: np.random.Generator, layout: List[List[int]], pools: List[np.ndarray],
+                   cfg: DigitsLTConfig) -> List[List[Instance]]:
+    """Pair every written digit of every instance with a source sample of that digit.
+
+    Each digit cycles through a shuffled pool of its samples, so a digit uses distinct
+    handwritten samples until its pool is exhausted (the rare classes are all different
+    handwriting).
     """
     perms = [rng.permutation(p) for p in pools]
-    used = [0] * NUM_CLASSES
+    used = [0] * NUM_DIGITS
     out = []
     for labels in layout:
         row = []
         for cls in labels:
-            pool = perms[cls]
-            row.append((cls, int(pool[used[cls] % len(pool)])))
-            used[cls] += 1
+            sources = []
+            for digit in cfg.class_digits(cls):
+                pool = perms[digit]
+                sources.append(int(pool[used[digit] % len(pool)]))
+                used[digit] += 1
+            row.append((cls, tuple(sources)))
         out.append(row)
     return out
 
@@ -371,9 +424,8 @@ def _place(boxes: List[Tuple[int, int, int, int]], w: int, h: int, size: int,
     return None
 
 
-def _render_instance(digit: np.ndarray, side: int,
-                     rng: np.random.Generator) -> Tuple[np.ndarray, Tuple[int, int, int, int]]:
-    """Render a digit and crop it to its ink box; shrink the stroke threshold if empty."""
+def _render_digit_ink(digit: np.ndarray, side: int, rng: np.random.Generator) -> np.ndarray:
+    """Render a digit of height ``side`` and crop it to its ink box."""
     height = side
     width = max(8, int(round(side * rng.uniform(0.75, 1.05))))
     for _ in range(5):
@@ -381,17 +433,44 @@ def _render_instance(digit: np.ndarray, side: int,
         box = ink_box(alpha)
         if box is not None:
             x0, y0, x1, y1 = box
-            return alpha[y0:y1, x0:x1], box
+            return alpha[y0:y1, x0:x1]
     raise RuntimeError('a source digit rendered with no ink; this is a bug in digits_lt')
 
 
-def render_image(rng: np.random.Generator, instances: Sequence[Tuple[int, int]],
+def _render_instance(digits: Sequence[np.ndarray], side: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Ink alpha of an object, cropped to its ink box.
+
+    One digit, or several written left to right at the same height, 1 px to ``side / 6``
+    apart, each shifted up or down by up to ``side / 10`` (handwriting on no ruled line).
+    """
+    inks = [_render_digit_ink(digit, side, rng) for digit in digits]
+    if len(inks) == 1:
+        return inks[0]
+    gaps = [int(rng.integers(1, max(2, side // 6) + 1)) for _ in inks[1:]]
+    shifts = [int(rng.integers(-(side // 10), side // 10 + 1)) for _ in inks]
+    top = min(shifts)
+    height = max(s - top + ink.shape[0] for s, ink in zip(shifts, inks))
+    width = sum(ink.shape[1] for ink in inks) + sum(gaps)
+    alpha = np.zeros((height, width), np.float32)
+    x = 0
+    for ink, shift, gap in zip(inks, shifts, [0] + gaps):
+        x += gap
+        y = shift - top
+        np.maximum(alpha[y:y + ink.shape[0], x:x + ink.shape[1]], ink,
+                   out=alpha[y:y + ink.shape[0], x:x + ink.shape[1]])
+        x += ink.shape[1]
+    x0, y0, x1, y1 = ink_box(alpha)
+    return alpha[y0:y1, x0:x1]
+
+
+def render_image(rng: np.random.Generator, instances: Sequence[Instance],
                  digits: np.ndarray, cfg: DigitsLTConfig) -> Tuple[np.ndarray, List[dict]]:
     """Render one image.
 
     Args:
         rng: The image's own generator.
-        instances: ``(class, source index)`` per digit to paste.
+        instances: ``(class, source indices)`` per object to paste.
         digits: The ``(1797, 64)`` source array.
         cfg: Generator parameters.
 
@@ -405,10 +484,10 @@ def render_image(rng: np.random.Generator, instances: Sequence[Tuple[int, int]],
         _draw_distractor(img, rng, size, (max(4, lo // 2), max(6, hi // 2)))
     boxes: List[Tuple[int, int, int, int]] = []
     objects = []
-    for cls, src in instances:
+    for cls, sources in instances:
         side = int(rng.integers(lo, hi + 1))
         while True:
-            alpha, _ = _render_instance(digits[src], side, rng)
+            alpha = _render_instance([digits[src] for src in sources], side, rng)
             h, w = alpha.shape
             spot = _place(boxes, w, h, size, rng)
             if spot is not None or side <= lo:
@@ -440,27 +519,28 @@ def _load_source_digits() -> Tuple[np.ndarray, np.ndarray]:
 
 
 def _split_layouts(cfg: DigitsLTConfig, rng: np.random.Generator,
-                   labels: np.ndarray) -> Dict[str, List[List[Tuple[int, int]]]]:
-    pools = split_sources(labels, rng, cfg.train_source_fraction)
+                   labels: np.ndarray) -> Dict[str, List[List[Instance]]]:
+    pools = split_sources(labels, rng, cfg.train_source_fraction, cfg.splits)
     counts = {'train': train_class_image_counts(cfg),
-              'val': [cfg.val_class_images] * NUM_CLASSES}
-    images = {'train': cfg.train_images, 'val': cfg.val_images}
+              'val': [cfg.val_class_images] * cfg.num_classes,
+              'test': [cfg.test_class_images] * cfg.num_classes}
+    images = {'train': cfg.train_images, 'val': cfg.val_images, 'test': cfg.test_images}
     layouts = {}
-    for split in SPLITS:
+    for split in cfg.splits:
         members = assign_classes(rng, images[split], counts[split], cfg.min_digits,
                                  cfg.max_digits)
         members = add_extra_instances(rng, members, cfg.max_digits, cfg.extra_instance_prob)
-        layouts[split] = assign_sources(rng, members, pools[split])
+        layouts[split] = assign_sources(rng, members, pools[split], cfg)
     return layouts
 
 
-def _render_split(cfg: DigitsLTConfig, split: str, layout: List[List[Tuple[int, int]]],
+def _render_split(cfg: DigitsLTConfig, split: str, layout: List[List[Instance]],
                   digits: np.ndarray, img_dir: str) -> Tuple[List[dict], List[dict]]:
     import cv2
     images, annotations = [], []
     for i, instances in enumerate(layout):
         img_id = i + 1
-        rng = np.random.default_rng([cfg.seed, SPLITS.index(split), img_id])
+        rng = np.random.default_rng([cfg.seed, ALL_SPLITS.index(split), img_id])
         img, objects = render_image(rng, instances, digits, cfg)
         file_name = f'{split}/{img_id:06d}.png'  # relative to the data root
         cv2.imwrite(os.path.join(img_dir, os.path.basename(file_name)), img[..., ::-1])
@@ -474,41 +554,55 @@ def _render_split(cfg: DigitsLTConfig, split: str, layout: List[List[Tuple[int, 
     return images, annotations
 
 
-def class_statistics(images: List[dict], annotations: List[dict]) -> Dict[str, List[int]]:
+def class_statistics(images: List[dict], annotations: List[dict],
+                     num_classes: int = NUM_DIGITS) -> Dict[str, List[int]]:
     """Per-class ``image_counts`` and ``instance_counts`` (label order) of one split."""
-    inst = [0] * NUM_CLASSES
-    imgs: List[set] = [set() for _ in range(NUM_CLASSES)]
+    inst = [0] * num_classes
+    imgs: List[set] = [set() for _ in range(num_classes)]
     for a in annotations:
         inst[a['category_id'] - 1] += 1
         imgs[a['category_id'] - 1].add(a['image_id'])
     return dict(image_counts=[len(s) for s in imgs], instance_counts=inst)
 
 
-def coco_json(images: List[dict], annotations: List[dict], split: str) -> Dict[str, Any]:
+def coco_json(images: List[dict], annotations: List[dict], split: str,
+              classes: Sequence[str] = CLASSES) -> Dict[str, Any]:
     """COCO instances json of one split."""
-    categories = [dict(id=i + 1, name=name, supercategory='digit')
-                  for i, name in enumerate(CLASSES)]
+    supercategory = 'digit' if len(classes[0]) == 1 else 'number'
+    categories = [dict(id=i + 1, name=name, supercategory=supercategory)
+                  for i, name in enumerate(classes)]
     info = dict(description=f'digits-LT {split} (imbfocal)', version=str(GENERATOR_VERSION))
     return dict(info=info, licenses=[], images=images, annotations=annotations,
                 categories=categories)
 
 
+def _category_words(name: str) -> Dict[str, Any]:
+    """LVIS's ``synset``, ``synonyms`` and ``def`` of a class name ('7' or '07')."""
+    words = ' '.join(DIGIT_WORDS[int(d)] for d in name)
+    if len(name) == 1:
+        return dict(synset=f'digit_{words}.n.01', synonyms=[name, words],
+                    def_=f'the handwritten digit {name} ({words})')
+    return dict(synset=f"number_{words.replace(' ', '_')}.n.01", synonyms=[name, words],
+                def_=f'the handwritten two-digit number {name} ({words})')
+
+
 def lvis_json(images: List[dict], annotations: List[dict], split: str,
-              train_stats: Dict[str, List[int]]) -> Dict[str, Any]:
+              train_stats: Dict[str, List[int]],
+              classes: Sequence[str] = CLASSES) -> Dict[str, Any]:
     """LVIS v1 json of one split; category statistics always come from the train split."""
     categories = []
-    for i, name in enumerate(CLASSES):
+    for i, name in enumerate(classes):
         n_img = train_stats['image_counts'][i]
+        words = _category_words(name)
         categories.append({
-            'id': i + 1, 'name': name, 'synset': f'digit_{DIGIT_WORDS[i]}.n.01',
-            'synonyms': [name, DIGIT_WORDS[i]],
-            'def': f'the handwritten digit {name} ({DIGIT_WORDS[i]})',
+            'id': i + 1, 'name': name, 'synset': words['synset'],
+            'synonyms': words['synonyms'], 'def': words['def_'],
             'frequency': frequency_group(n_img, LVIS_THRESHOLDS), 'image_count': n_img,
             'instance_count': train_stats['instance_counts'][i]})
     present: Dict[int, set] = {img['id']: set() for img in images}
     for a in annotations:
         present[a['image_id']].add(a['category_id'])
-    all_ids = set(range(1, NUM_CLASSES + 1))
+    all_ids = set(range(1, len(classes) + 1))
     lvis_images = []
     for img in images:
         lvis_images.append(dict(
@@ -541,30 +635,31 @@ def _dump(obj: Any, path: str) -> None:
         json.dump(obj, f, separators=(',', ':'))
 
 
-def expected_files(out_dir: str) -> List[str]:
-    """The annotation and meta files a complete build has."""
-    names = [f'annotations/{p}_{s}.json' for p in ('instances', 'lvis_v1') for s in SPLITS]
+def expected_files(out_dir: str, splits: Sequence[str] = ALL_SPLITS[:2]) -> List[str]:
+    """The annotation and meta files a complete build of ``splits`` has."""
+    names = [f'annotations/{p}_{s}.json' for p in ('instances', 'lvis_v1') for s in splits]
     return [os.path.join(out_dir, n) for n in names + ['meta.json']]
 
 
 def is_up_to_date(out_dir: str, cfg: DigitsLTConfig) -> bool:
     """True if ``out_dir`` holds a complete build of exactly ``cfg``."""
     meta_path = os.path.join(out_dir, 'meta.json')
-    if not all(os.path.isfile(p) for p in expected_files(out_dir)):
+    if not all(os.path.isfile(p) for p in expected_files(out_dir, cfg.splits)):
         return False
     with open(meta_path, encoding='utf-8') as f:
         meta = json.load(f)
     if meta.get('version') != GENERATOR_VERSION or meta.get('params') != cfg.to_dict():
         return False
-    return all(len(os.listdir(os.path.join(out_dir, s))) == meta[s]['images'] for s in SPLITS)
+    return all(len(os.listdir(os.path.join(out_dir, s))) == meta[s]['images']
+               for s in cfg.splits)
 
 
 def generate_digits_lt(out_dir: str = 'data/digits_lt',
                        cfg: Optional[DigitsLTConfig] = None) -> Dict[str, Any]:
     """Write a digits-LT build to ``out_dir`` (layout in the module docstring).
 
-    Images of an earlier build in ``train/`` and ``val/`` are replaced; any other file there
-    is an error (nothing is deleted but digits-LT images).
+    Images of an earlier build in the split folders are replaced; any other file there is an
+    error (nothing is deleted but digits-LT images).
 
     Args:
         out_dir: Output folder.
@@ -581,24 +676,25 @@ def generate_digits_lt(out_dir: str = 'data/digits_lt',
     layouts = _split_layouts(cfg, np.random.default_rng(cfg.seed), labels)
     os.makedirs(os.path.join(out_dir, 'annotations'), exist_ok=True)
     stats, coco = {}, {}
-    for split in SPLITS:
+    for split in cfg.splits:
         img_dir = os.path.join(out_dir, split)
         _clear_image_dir(img_dir)
         images, anns = _render_split(cfg, split, layouts[split], digits, img_dir)
         coco[split] = (images, anns)
-        stats[split] = class_statistics(images, anns)
-        _dump(coco_json(images, anns, split),
+        stats[split] = class_statistics(images, anns, cfg.num_classes)
+        _dump(coco_json(images, anns, split, cfg.classes),
               os.path.join(out_dir, 'annotations', f'instances_{split}.json'))
-    for split in SPLITS:
-        _dump(lvis_json(*coco[split], split, stats['train']),
+    for split in cfg.splits:
+        _dump(lvis_json(*coco[split], split, stats['train'], cfg.classes),
               os.path.join(out_dir, 'annotations', f'lvis_v1_{split}.json'))
     meta = _meta(cfg, layouts, stats, coco, time.time() - tic)
     with open(os.path.join(out_dir, 'meta.json'), 'w', encoding='utf-8') as f:
         json.dump(meta, f, indent=1)
+    groups = {g: sum(f == g for f in meta['train']['frequency'].values()) for g in 'rcf'}
     print_log(f"digits-LT written to {out_dir} in {meta['seconds']:.1f}s: "
-              f"{meta['train']['images']} train / {meta['val']['images']} val images; train "
-              f"images per class {dict(zip(CLASSES, stats['train']['image_counts']))}",
-              logger=logger)
+              + ' / '.join(f"{meta[s]['images']} {s}" for s in cfg.splits)
+              + f" images, {cfg.num_classes} classes (train: {groups['r']} rare, "
+              f"{groups['c']} common, {groups['f']} frequent)", logger=logger)
     return meta
 
 
@@ -606,13 +702,14 @@ def _meta(cfg: DigitsLTConfig, layouts: Dict[str, list], stats: Dict[str, dict],
           coco: Dict[str, tuple], seconds: float) -> Dict[str, Any]:
     meta: Dict[str, Any] = dict(
         generator='imbfocal.datasets.digits_lt', version=GENERATOR_VERSION, seed=cfg.seed,
-        params=cfg.to_dict(), classes=list(CLASSES),
-        frequency_rank=[CLASSES[c] for c in class_ranks(cfg)], seconds=round(seconds, 2))
-    for split in SPLITS:
-        sources = sorted({src for row in layouts[split] for _, src in row})
+        params=cfg.to_dict(), classes=list(cfg.classes),
+        frequency_rank=[cfg.classes[c] for c in class_ranks(cfg)], seconds=round(seconds, 2))
+    for split in cfg.splits:
+        sources = sorted({src for row in layouts[split] for _, srcs in row for src in srcs})
         meta[split] = dict(images=len(coco[split][0]), instances=len(coco[split][1]),
-                           image_counts=dict(zip(CLASSES, stats[split]['image_counts'])),
-                           instance_counts=dict(zip(CLASSES, stats[split]['instance_counts'])),
+                           image_counts=dict(zip(cfg.classes, stats[split]['image_counts'])),
+                           instance_counts=dict(zip(cfg.classes,
+                                                    stats[split]['instance_counts'])),
                            source_indices=sources)
     meta['train']['frequency'] = {
         name: frequency_group(n) for name, n in meta['train']['image_counts'].items()}
