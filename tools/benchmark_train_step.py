@@ -29,10 +29,10 @@ from mmengine.config import Config, DictAction
 from mmengine.optim import build_optim_wrapper
 from mmengine.structures import InstanceData
 
-from imbfocal.benchmarking import environment, long_tailed_weights, write_report
+from imbfocal.devtools.benchmarking import environment, long_tailed_weights, write_report
 
 def long_tailed_probabilities(num_classes: int) -> torch.Tensor:
-    """``imbfocal.benchmarking.long_tailed_weights``, normalised to sum to 1."""
+    """``imbfocal.devtools.benchmarking.long_tailed_weights``, normalised to sum to 1."""
     weights = torch.tensor(long_tailed_weights(num_classes), dtype=torch.float64)
     return weights / weights.sum()
 

@@ -1,4 +1,4 @@
-"""ClassBalancedFocalLoss and GaussianClassBalancedFocalLoss, plus the SPEC §8 reliability checks
+"""ClassBalancedFocalLoss and GaussianClassBalancedFocalLoss, plus the reliability checks
 of every count-weighted loss (the Adaptive Focal losses are included there, in eval mode so
 their progress counter stays put)."""
 import math
@@ -10,6 +10,7 @@ from mmdet.models.losses import FocalLoss, GaussianFocalLoss
 from imbfocal.losses import (AdaptiveFocalLoss, ClassBalancedFocalLoss,
                              GaussianAdaptiveFocalLoss, GaussianClassBalancedFocalLoss,
                              class_balanced_weights)
+from loss_testing import value_and_grad
 
 C = 4
 EQUAL = [10] * C
@@ -43,13 +44,6 @@ def _heatmap(b=2, c=C, h=5, w=5, dtype=torch.float32, seed=0):
     target[0, :, 1, 2] = 1
     target[-1, 0, -1, -1] = 1
     return pred.requires_grad_(), target
-
-
-def _value_and_grad(loss_fn, pred, *args, **kwargs):
-    pred = pred.detach().requires_grad_()
-    loss = loss_fn(pred, *args, **kwargs)
-    (grad, ) = torch.autograd.grad(loss.sum(), pred)
-    return loss, grad
 
 
 # --- class weights ------------------------------------------------------------------------------
@@ -95,8 +89,8 @@ def test_equal_counts_is_mmdet_focal_loss(reduction, use_weight, avg_factor, ove
             with pytest.raises(ValueError, match='avg_factor'):
                 fn(pred, labels, **kwargs)
         return
-    loss, grad = _value_and_grad(ours, pred, labels, **kwargs)
-    ref_loss, ref_grad = _value_and_grad(ref, pred, labels, **kwargs)
+    loss, grad = value_and_grad(ours, pred, labels, **kwargs)
+    ref_loss, ref_grad = value_and_grad(ref, pred, labels, **kwargs)
     torch.testing.assert_close(loss, ref_loss)
     torch.testing.assert_close(grad, ref_grad)
 
@@ -182,8 +176,8 @@ def test_gaussian_equal_counts_is_mmdet_gaussian_focal_loss(reduction, avg_facto
     kwargs = dict(weight=weight, avg_factor=avg_factor)
     ours = GaussianClassBalancedFocalLoss(class_counts=EQUAL, reduction=reduction, loss_weight=2.)
     ref = GaussianFocalLoss(reduction=reduction, loss_weight=2.)
-    loss, grad = _value_and_grad(ours, pred, target, **kwargs)
-    ref_loss, ref_grad = _value_and_grad(ref, pred, target, **kwargs)
+    loss, grad = value_and_grad(ours, pred, target, **kwargs)
+    ref_loss, ref_grad = value_and_grad(ref, pred, target, **kwargs)
     torch.testing.assert_close(loss, ref_loss)
     torch.testing.assert_close(grad, ref_grad)
 
@@ -249,7 +243,7 @@ def test_counts_buffer_follows_module():
     assert torch.equal(loss_fn.state_dict()['class_counts'], torch.tensor(LONG_TAIL))
 
 
-# --- reliability (SPEC §8), every count-weighted loss ---------------------------------------
+# --- reliability, every count-weighted loss ---------------------------------------
 
 
 @pytest.mark.parametrize('name', SIGMOID_LOSSES)

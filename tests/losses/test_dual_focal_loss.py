@@ -8,17 +8,14 @@ from mmdet.models.losses import FocalLoss
 from mmdet.registry import MODELS
 
 import imbfocal  # noqa: F401  (registers the losses)
-from loss_testing import labelled_batch, value_and_grad
-from imbfocal.losses.dual_focal_loss import DualFocalLoss, dual_focal_loss
+from imbfocal.losses.dual_focal_loss import DualFocalLoss
+from loss_testing import dual_focal_loss, labelled_batch, value_and_grad
 
 C = 3
 
 
 def _batch(n=8, c=C, scale=3.0, dtype=torch.float32, seed=0):
     return labelled_batch(n, c, scale, dtype, seed)
-
-
-_value_and_grad = value_and_grad
 
 
 def test_registered():
@@ -32,8 +29,8 @@ def test_nu_beta_zero_is_focal_loss_without_alpha():
     pred, labels = _batch()
     dfl = DualFocalLoss(gamma=2.0, nu=0.0, beta=0.0, reduction='none')
     focal = FocalLoss(gamma=2.0, alpha=0.5, reduction='none')
-    value, grad = _value_and_grad(dfl, pred, labels)
-    ref_value, ref_grad = _value_and_grad(focal, pred, labels)
+    value, grad = value_and_grad(dfl, pred, labels)
+    ref_value, ref_grad = value_and_grad(focal, pred, labels)
     torch.testing.assert_close(value, 2 * ref_value)
     torch.testing.assert_close(grad, 2 * ref_grad)
 
@@ -42,8 +39,8 @@ def test_gamma_nu_beta_zero_is_bce():
     pred, labels = _batch(dtype=torch.float64)
     target = F.one_hot(labels, C + 1)[:, :C].double()
     dfl = DualFocalLoss(gamma=0.0, nu=0.0, beta=0.0, reduction='none')
-    value, grad = _value_and_grad(dfl, pred, labels)
-    ref_value, ref_grad = _value_and_grad(F.binary_cross_entropy_with_logits, pred, target,
+    value, grad = value_and_grad(dfl, pred, labels)
+    ref_value, ref_grad = value_and_grad(F.binary_cross_entropy_with_logits, pred, target,
                                           reduction='none')
     torch.testing.assert_close(value, ref_value)
     torch.testing.assert_close(grad, ref_grad)
@@ -85,14 +82,14 @@ def test_regulariser_gradient_does_not_vanish_for_confident_false_class():
         return dual_focal_loss(x, t, gamma=0.0, nu=0.0) - F.binary_cross_entropy_with_logits(
             x, t, reduction='none')
 
-    _, grad_x = _value_and_grad(regulariser, x.t(), torch.zeros(3, 1, dtype=torch.float64))
+    _, grad_x = value_and_grad(regulariser, x.t(), torch.zeros(3, 1, dtype=torch.float64))
     p = x.t().sigmoid()
     torch.testing.assert_close(grad_x / (p * (1 - p)), 1 / (1 + p))
     assert (grad_x / (p * (1 - p)) > 0.5).all()
     # The whole DFL gradient on a confident false class (p -> 1) tends to 1 + nu, not to 0:
     # with l = softplus(x), d/dx [(p^2 + nu) l] = 2 p^2 (1 - p) l + (p^2 + nu) p -> 1 + nu.
     dfl = DualFocalLoss(reduction='none')
-    _, grad = _value_and_grad(dfl, torch.tensor([[12.0]], dtype=torch.float64), background)
+    _, grad = value_and_grad(dfl, torch.tensor([[12.0]], dtype=torch.float64), background)
     torch.testing.assert_close(grad, torch.tensor([[1.1]], dtype=torch.float64), atol=1e-3,
                                rtol=0)
 
@@ -104,8 +101,8 @@ def test_easy_false_class_keeps_a_gradient_focal_loss_loses():
     # orders of magnitude more feedback.
     x = torch.tensor([[-8.0]], dtype=torch.float64)
     background = torch.tensor([1])
-    _, focal_grad = _value_and_grad(DualFocalLoss(nu=0.0, beta=0.0), x, background)
-    _, dfl_grad = _value_and_grad(DualFocalLoss(), x, background)
+    _, focal_grad = value_and_grad(DualFocalLoss(nu=0.0, beta=0.0), x, background)
+    _, dfl_grad = value_and_grad(DualFocalLoss(), x, background)
     p = torch.sigmoid(x)
     assert focal_grad.item() < 2e-10
     torch.testing.assert_close(dfl_grad, 0.1 * p + p * (1 - p) / (1 + p), rtol=1e-3, atol=0)

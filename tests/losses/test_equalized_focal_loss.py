@@ -9,9 +9,9 @@ from mmdet.models.losses import FocalLoss
 from mmdet.registry import MODELS
 
 import imbfocal  # noqa: F401  (registers the losses)
-from loss_testing import labelled_batch, value_and_grad
-from imbfocal.losses.equalized_focal_loss import (EqualizedFocalLoss, equalized_focal_loss,
-                                                  equalized_focal_loss_grad)
+from imbfocal.losses.equalized_focal_loss import EqualizedFocalLoss
+from loss_testing import (equalized_focal_loss, equalized_focal_loss_grad, labelled_batch,
+                          value_and_grad)
 
 C = 4
 
@@ -19,8 +19,6 @@ C = 4
 def _batch(n=12, c=C, scale=3.0, dtype=torch.float32, seed=0):
     return labelled_batch(n, c, scale, dtype, seed)
 
-
-_value_and_grad = value_and_grad
 
 
 def _efl(pos_grad=None, neg_grad=None, train=False, **kwargs):
@@ -55,8 +53,8 @@ def test_balanced_statistics_equal_focal_loss(state):
     g_j, gamma_j, w_j = efl.class_factors()
     assert (g_j == 1).all() and (gamma_j == 2).all() and (w_j == 1).all()
     focal = FocalLoss(gamma=2.0, alpha=0.25, reduction='none')
-    value, grad = _value_and_grad(efl, pred, labels)
-    ref_value, ref_grad = _value_and_grad(focal, pred, labels)
+    value, grad = value_and_grad(efl, pred, labels)
+    ref_value, ref_grad = value_and_grad(focal, pred, labels)
     torch.testing.assert_close(value, ref_value)
     torch.testing.assert_close(grad, ref_grad)
 
@@ -89,7 +87,7 @@ def test_analytic_gradient_matches_autograd(target_kind):
         target = (target > 0.7).double()
     gamma_j = torch.tensor([8.0, 2.0, 10.0, 3.5], dtype=torch.float64)
     w_j = gamma_j / 2
-    _, autograd = _value_and_grad(equalized_focal_loss, pred, target, gamma_j, w_j, 0.25)
+    _, autograd = value_and_grad(equalized_focal_loss, pred, target, gamma_j, w_j, 0.25)
     torch.testing.assert_close(equalized_focal_loss_grad(pred, target, gamma_j, w_j, 0.25),
                                autograd)
 
@@ -104,7 +102,7 @@ def test_statistics_accumulate_gradient_magnitudes():
     efl = _efl(**HAND_STATE, train=True, loss_weight=3.0)
     _, gamma_j, w_j = efl.class_factors()
     target = F.one_hot(labels, C + 1)[:, :C].float()
-    _, grad = _value_and_grad(lambda x: weight[:, None] * equalized_focal_loss(
+    _, grad = value_and_grad(lambda x: weight[:, None] * equalized_focal_loss(
         x, target, gamma_j, w_j, 0.25), pred)
     efl(pred, labels, weight=weight, avg_factor=7.0)
     torch.testing.assert_close(efl.pos_grad,

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from imbfocal.losses import fused
+from imbfocal.losses.fast import dispatch
 from imbfocal.losses.parameter_free_loss import (GaussianParameterFreeLoss, ParameterFreeLoss,
                                                  gaussian_parameter_free_loss,
                                                  parameter_free_loss,
@@ -325,7 +325,7 @@ def test_fused_sums_match_reference_across_chunks(monkeypatch, hard, weighted):
     # The fused Function (row chunks of 3 here, so chunks end mid-batch and the last is
     # ragged) against the dense autograd path, in value and gradient; float32 logits with
     # p rounding to 1 (x = 30) and ignored anchors labelled -1.
-    monkeypatch.setitem(fused.CHUNK_ELEMENTS, 'cpu', 3 * 7)
+    monkeypatch.setitem(dispatch.CHUNK_ELEMENTS, 'cpu', 3 * 7)
     x, y, w = _batch(40, 7, seed=5, scale=4.0)
     x = x.float()
     x[0, :3] = torch.tensor([30.0, -30.0, 0.0])
@@ -334,7 +334,7 @@ def test_fused_sums_match_reference_across_chunks(monkeypatch, hard, weighted):
     results = []
     for impl in ('fused', 'reference'):
         logits = x.clone().requires_grad_()
-        with fused.use_impl(impl):
+        with dispatch.use_impl(impl):
             loss = parameter_free_loss(logits, y, w, hard_majority=hard, reduction='none')
         (grad, ) = torch.autograd.grad(loss, logits, torch.linspace(0.1, 1.0, 7))
         results.append((loss.detach(), grad))

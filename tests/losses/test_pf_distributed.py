@@ -59,7 +59,7 @@ def _loss_and_grad(form, data, start, stop):
 
 
 def _worker(rank, world_size, data, splits):
-    from imbfocal.losses.utils import is_distributed
+    from imbfocal.losses.distributed import is_distributed
     assert is_distributed()
     out = {}
     for s, sizes in enumerate(splits):
