@@ -46,8 +46,13 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 from torch import Tensor
 
-from imbfocal.devtools.benchmarking import (Inputs, benchmarked_losses, environment, make_inputs,
-                                   write_report)
+from imbfocal.devtools.benchmarking import (
+    Inputs,
+    benchmarked_losses,
+    environment,
+    make_inputs,
+    write_report,
+)
 
 LossFn = Callable[[Inputs], Tensor]
 

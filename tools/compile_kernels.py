@@ -3,10 +3,11 @@ ptxas's registers, spills and shared memory and the occupancy that follows.
 
 Each loss of ``imbfocal.devtools.benchmarking.benchmarked_losses`` takes one forward and backward on
 RetinaNet-like CPU inputs, called as RetinaNet's head calls it (anchor weights, a float
-``avg_factor``) and as FCOS's does (no weights, a tensor ``avg_factor``), under ``use_impl('triton')`` inside
-``imbfocal.devtools.kernel_compilation.compile_only``: every kernel launch compiles for the target
-(compute capability ``--arch``) exactly as Triton's JIT compiles it on that GPU, down to the
-cubin, and nothing runs. A kernel that does not compile fails the command.
+``avg_factor``) and as FCOS's does (no weights, a tensor ``avg_factor``), under
+``use_impl('triton')`` inside ``imbfocal.devtools.kernel_compilation.compile_only``: every
+kernel launch compiles for the target (compute capability ``--arch``) exactly as Triton's JIT
+compiles it on that GPU, down to the cubin, and nothing runs. A kernel that does not compile
+fails the command.
 
 Example::
 

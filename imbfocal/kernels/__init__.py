@@ -32,7 +32,7 @@ def interpreting() -> bool:
 @contextlib.contextmanager
 def compiling_for(arch: int) -> Iterator[None]:
     """Let the losses take their kernel path on CPU tensors while launches only compile
-    (entered by :func:`imbfocal.devtools.kernel_compilation.compile_only`, which does the compiling)."""
+    (entered by :func:`imbfocal.devtools.kernel_compilation.compile_only`, which compiles)."""
     global _compile_only_arch
     previous, _compile_only_arch = _compile_only_arch, arch
     try:

@@ -7,17 +7,23 @@ fused Functions) -> the Triton kernels (:mod:`imbfocal.kernels`).
 """
 from .adaptive_focal_loss import AdaptiveFocalLoss, GaussianAdaptiveFocalLoss
 from .adaptive_gradient import adaptive_gradient_function
-from .class_balanced_focal_loss import (ClassBalancedFocalLoss, GaussianClassBalancedFocalLoss,
-                                        class_balanced_weights)
+from .class_balanced_focal_loss import (
+                                        ClassBalancedFocalLoss,
+                                        GaussianClassBalancedFocalLoss,
+                                        class_balanced_weights,
+)
 from .contract import ClassificationLoss, HeatmapLoss
 from .dual_focal_loss import DualFocalLoss
 from .equalized_focal_loss import EqualizedFocalLoss
 from .fast import use_impl
-from .focal_family import (FocalFamilyLoss, FocalTerms, focal_family_loss,
-                           focal_family_reference)
-from .parameter_free_loss import (GaussianParameterFreeLoss, ParameterFreeLoss,
-                                  gaussian_parameter_free_loss, parameter_free_loss,
-                                  softmax_parameter_free_loss)
+from .focal_family import FocalFamilyLoss, FocalTerms, focal_family_loss, focal_family_reference
+from .parameter_free_loss import (
+                                        GaussianParameterFreeLoss,
+                                        ParameterFreeLoss,
+                                        gaussian_parameter_free_loss,
+                                        parameter_free_loss,
+                                        softmax_parameter_free_loss,
+)
 
 __all__ = [
     'AdaptiveFocalLoss', 'ClassBalancedFocalLoss', 'DualFocalLoss', 'EqualizedFocalLoss',

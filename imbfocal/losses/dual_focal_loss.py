@@ -34,9 +34,7 @@ class DualFocalLoss(FocalFamilyLoss):
     falls below ``beta / (rho + 1)``, so the push on a confident false class does not fade as
     ``p -> 1``. With ``nu = beta = 0`` it is focal loss without ``alpha``.
 
-    The paper's learnable scaling parameter is not offered: for every example the loss
-    decreases monotonically in ``gamma`` (``(1 - p_t)^gamma`` with ``0 <= 1 - p_t <= 1``), so
-    gradient descent on ``gamma`` would only drive it to whatever bound it is given.
+    The paper's learnable scaling parameter is not offered (docs/design.md says why).
 
     Args:
         use_sigmoid: Must be True (heads read it from the config); False raises ValueError.

@@ -65,26 +65,11 @@ class EqualizedFocalLoss(FocalFamilyLoss):
     (``t = 0``) elements of class ``j``; a soft target splits an element's magnitude into
     ``t`` and ``1 - t`` shares, as the reference implementation does.
 
-    Decisions (the paper leaves them open; the reference collects gradients in a backward hook):
-
-    * **When**: in every forward while the module is in training mode (``model.train()``),
-      *after* the loss has been computed with the current ``g``, so a step's loss never sees its
-      own statistics (as in the reference, whose hook runs during the backward pass). Eval-mode
-      forwards leave the buffers untouched.
-    * **Which gradient**: computed analytically in the forward (no hook, no second graph): the
-      derivative of the element-wise EFL term (current ``gamma_j``, ``w_j``, ``alpha_t``)
-      with respect to the logit, times the element's ``weight``; ignored anchors (weight 0)
-      contribute nothing. The reference uses the gradient of the final scalar loss, which also
-      carries ``loss_weight / avg_factor``; that per-step scalar cancels in the ratio within a
-      step and is left out here, so the statistics do not depend on the caller's
-      normalisation and the per-process sums add up exactly to the global batch's under DDP.
-    * **Initial state**: ``G+ = G- = 0``. A class with ``G-_j = 0`` counts as balanced,
-      ``g_j = 1``, so the first step is plain focal loss (``gamma_j = gamma_b``, ``w_j = 1``),
-      as the reference's initial ``pos_neg = 1``. From then on a class never seen as a
-      positive has ``g_j = 0``: ``gamma_j = gamma_b + s``, ``w_j = 1 + s / gamma_b``.
-    * **DDP**: each step's ``(G+, G-)`` increments are summed over processes (one all-reduce)
-      before accumulation, so every rank holds identical buffers, equal to those of one process
-      on the global batch. Every rank must therefore call the loss the same number of times.
+    The statistics are updated in every training-mode forward, after the loss has been
+    computed with the current state, from the analytic ``|dL/dx|`` of each element times its
+    ``weight`` (ignored anchors count nothing), before ``avg_factor`` and ``loss_weight``;
+    they start at 0, which counts as balanced (``g_j = 1``: the first step is focal loss), and
+    are summed over processes under DDP. Why: docs/design.md.
 
     The statistics are per call: give the loss all pyramid levels of a mini-batch at once
     (imbfocal's RetinaNet head does); with per-level calls the later levels of a step already

@@ -33,9 +33,19 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .adaptive_gradient import adaptive_gradient_function
-from .contract import (AvgFactor, ClassificationLoss, as_float32, broadcast_anchor_weight,
-                       check_label_shape, check_reduction, check_sigmoid, labels_to_targets,
-                       no_autocast, reduce_loss, reduction_divisor)
+from .contract import (
+    AvgFactor,
+    ClassificationLoss,
+    as_float32,
+    broadcast_anchor_weight,
+    check_label_shape,
+    check_reduction,
+    check_sigmoid,
+    labels_to_targets,
+    no_autocast,
+    reduce_loss,
+    reduction_divisor,
+)
 from .fast import dispatch
 from .fast.focal import FocalFamilyFunction, applies
 

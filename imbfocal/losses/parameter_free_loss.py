@@ -50,8 +50,16 @@ from mmdet.registry import MODELS
 from torch import Tensor
 
 from ..registry import register
-from .contract import (AvgFactor, ClassificationLoss, HeatmapLoss, as_float32,
-                       check_reduction, labels_to_targets, no_autocast)
+from .contract import (
+    AvgFactor,
+    ClassificationLoss,
+    HeatmapLoss,
+    as_float32,
+    check_label_shape,
+    check_reduction,
+    labels_to_targets,
+    no_autocast,
+)
 from .distributed import all_reduce_sum
 from .fast import dispatch
 from .fast.parameter_free import label_sums
@@ -123,6 +131,7 @@ def _sigmoid_terms(pred: Tensor, target: Tensor, weight: Optional[Tensor],
     """Per-class one-vs-all terms ``(C,)``; autocast must be off."""
     if pred.dim() != 2:
         raise ValueError(f'pred must be logits of shape (N, C), got {tuple(pred.shape)}')
+    check_label_shape(pred, target)
     x = as_float32(pred)
     w = _anchor_weight(weight, x)
     if not target.is_floating_point():
@@ -144,6 +153,7 @@ def _softmax_terms(pred: Tensor, target: Tensor, weight: Optional[Tensor],
     """Per-class softmax terms ``(M,)``; autocast must be off."""
     if pred.dim() != 2:
         raise ValueError(f'pred must be logits of shape (N, M), got {tuple(pred.shape)}')
+    check_label_shape(pred, target)
     x = as_float32(pred)
     w = _anchor_weight(weight, x[:, :1])
     if not target.is_floating_point():

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from imbfocal.kernels import interpreting
 from imbfocal.devtools.kernel_compilation import compile_only, programs_per_sm
+from imbfocal.kernels import interpreting
 
 pytest.importorskip('triton.backends.nvidia', reason='needs Triton\'s CUDA backend (ptxas)')
 ROOT = Path(__file__).resolve().parents[2]

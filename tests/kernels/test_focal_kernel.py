@@ -9,12 +9,24 @@ import itertools
 import pytest
 import torch
 
-from conftest import kernel_devices
-from imbfocal.losses import (AdaptiveFocalLoss, ClassBalancedFocalLoss, DualFocalLoss,
-                             EqualizedFocalLoss, focal_family_reference, focal_family_loss)
+from imbfocal.losses import (
+    AdaptiveFocalLoss,
+    ClassBalancedFocalLoss,
+    DualFocalLoss,
+    EqualizedFocalLoss,
+    focal_family_loss,
+    focal_family_reference,
+)
 from imbfocal.losses.fast import dispatch
-from loss_testing import (anchor_weights, extreme_batch, focal_terms_catalogue, reference_loss,
-                          value_and_grad)
+
+from conftest import kernel_devices
+from loss_testing import (
+    anchor_weights,
+    extreme_batch,
+    focal_terms_catalogue,
+    reference_loss,
+    value_and_grad,
+)
 
 # Default tiles are 512 elements: 64 x 8 for C = 5 (one column tile of whole rows; 70 rows
 # make two row tiles, the second partial); 4 x 128 for C = 300 (three column tiles, the last

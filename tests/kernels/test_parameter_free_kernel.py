@@ -2,10 +2,11 @@
 import pytest
 import torch
 
-from conftest import kernel_devices
 from imbfocal.losses import ParameterFreeLoss
 from imbfocal.losses.fast import dispatch
 from imbfocal.losses.parameter_free_loss import parameter_free_loss
+
+from conftest import kernel_devices
 
 DEVICES = kernel_devices()
 

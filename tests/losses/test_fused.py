@@ -11,13 +11,26 @@ import itertools
 import pytest
 import torch
 
-from imbfocal.losses import (AdaptiveFocalLoss, ClassBalancedFocalLoss, DualFocalLoss,
-                             EqualizedFocalLoss, FocalTerms, focal_family_loss,
-                             focal_family_reference)
+from imbfocal.losses import (
+    AdaptiveFocalLoss,
+    ClassBalancedFocalLoss,
+    DualFocalLoss,
+    EqualizedFocalLoss,
+    FocalTerms,
+    focal_family_loss,
+    focal_family_reference,
+)
 from imbfocal.losses.fast import dispatch
 from imbfocal.losses.fast.focal import applies
-from loss_testing import (anchor_weights, extreme_batch, focal_terms_catalogue, random_grad_out,
-                          reference_loss, value_and_grad)
+
+from loss_testing import (
+    anchor_weights,
+    extreme_batch,
+    focal_terms_catalogue,
+    random_grad_out,
+    reference_loss,
+    value_and_grad,
+)
 
 N, C = 23, 5
 COUNTS = [1000, 100, 10, 1, 0]
