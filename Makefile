@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 SEED ?= 0
 
-.PHONY: setup demo test test-fast
+.PHONY: setup demo test test-fast lint
 
 setup:
 	bash tools/setup_env.sh
@@ -12,11 +12,15 @@ setup:
 demo: setup
 	bash tools/demo.sh
 
-# The whole test suite, slow end-to-end tests included (what CI runs).
-# pytest's exit code 5 (no test collected) is a failure here like any other non-zero code.
-test: setup
+# Lint (ruff, configured in pyproject.toml), then the whole test suite, slow end-to-end tests
+# included (what CI runs). pytest's exit code 5 (no test collected) is a failure here like any
+# other non-zero code.
+test: setup lint
 	$(PY) -m pytest -q -ra tests
 
+lint: setup
+	$(PY) -m ruff check .
+
 # Everything except the end-to-end training tests.
-test-fast: setup
+test-fast: setup lint
 	$(PY) -m pytest -q -ra -m "not slow" tests

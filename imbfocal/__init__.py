@@ -5,9 +5,11 @@ allow-lists the types MMEngine checkpoints contain for torch's weights-only load
 """
 __version__ = '0.1.0'
 
-from . import compat  # noqa: F401,E402  (before anything loads a checkpoint)
-from . import losses  # noqa: F401,E402
-from . import hooks  # noqa: F401,E402
-from . import models  # noqa: F401,E402
-from . import datasets  # noqa: F401,E402
-from . import evaluation  # noqa: F401,E402
+from . import (
+    compat,  # noqa: F401,E402  (before anything loads a checkpoint)
+    datasets,  # noqa: F401,E402
+    evaluation,  # noqa: F401,E402
+    hooks,  # noqa: F401,E402
+    losses,  # noqa: F401,E402
+    models,  # noqa: F401,E402
+)

@@ -11,8 +11,9 @@ this module allow-lists exactly what such a checkpoint names (``torch.serializat
 get_unsafe_globals_in_checkpoint`` on one, see the tests): ``HistoryBuffer``; the numpy pieces an
 array or scalar pickles into (``ndarray``, ``dtype`` and the two reconstructors, under numpy 2's
 ``numpy._core`` name and numpy 1's ``numpy.core`` name, plus the numeric dtype classes such as
-``numpy.dtypes.Float64DType``, which unpickling a dtype builds without naming them); and, in place of ``builtins.getattr``
-itself, a resolver that returns nothing but ``HistoryBuffer``'s statistics methods.
+``numpy.dtypes.Float64DType``, which unpickling a dtype builds without naming them); and, in
+place of ``builtins.getattr`` itself, a resolver that returns nothing but ``HistoryBuffer``'s
+statistics methods.
 """
 from typing import Any, Callable, List
 

@@ -3,14 +3,14 @@
 Measured per scale (COCO: N x 80, LVIS: N x 1203 logits) for:
 
 * every imbfocal loss module, through each implementation ``--impls`` names (see
-  ``imbfocal.losses.fused``): ``triton`` (the Triton kernels) and ``torch`` (the chunked
+  ``imbfocal.losses.fast``): ``triton`` (the Triton kernels) and ``torch`` (the chunked
   PyTorch path) by default on CUDA, ``fused`` (the default path) on CPU, and ``reference``
   (the autograd reference) on request;
 * MMDetection's ``FocalLoss`` (on CPU its pure-PyTorch ``py_sigmoid_focal_loss`` with the
   one-hot target it builds itself; on CUDA the mmcv op);
 * torchvision's ``sigmoid_focal_loss`` when torchvision is installed (one-hot targets built
   outside the timed region), else reported as "not installed";
-* the memory-bandwidth floor (SPEC §7): the time of a copy of the logits (``clone``).
+* the memory-bandwidth floor: the time of a copy of the logits (``clone``).
 
 Inputs imitate a RetinaNet step: logits ``N(-4, 2)``, 2% positive anchors with uniformly drawn
 classes, anchor weights of ones, ``avg_factor`` = the number of positives, reduction 'mean'.
@@ -46,8 +46,13 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 from torch import Tensor
 
-from imbfocal.benchmarking import (Inputs, benchmarked_losses, environment, make_inputs,
-                                   write_report)
+from imbfocal.devtools.benchmarking import (
+    Inputs,
+    benchmarked_losses,
+    environment,
+    make_inputs,
+    write_report,
+)
 
 LossFn = Callable[[Inputs], Tensor]
 
@@ -68,10 +73,10 @@ class Case:
 
 def _module_case(name: str, module: torch.nn.Module, impl: str,
                  tiling: Optional[str] = None) -> Case:
-    from imbfocal.losses import fused
+    from imbfocal.losses import use_impl
 
     def fn(inputs: Inputs) -> Tensor:
-        with fused.use_impl(impl), _tiling_context(tiling):
+        with use_impl(impl), _tiling_context(tiling):
             return module(inputs['logits_leaf'], inputs['labels'], inputs['weight'],
                           avg_factor=inputs['avg_factor'])
 
@@ -278,7 +283,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='torch.set_num_threads (default: all cores)')
     parser.add_argument('--impls', nargs='+', choices=['fused', 'torch', 'triton', 'reference'],
                         help="implementations of the imbfocal losses to time (default: 'triton' "
-                        "and 'torch' on CUDA, 'fused' on CPU; see imbfocal.losses.fused)")
+                        "and 'torch' on CUDA, 'fused' on CPU; see imbfocal.losses.fast.dispatch)")
     parser.add_argument('--tilings', nargs='+', default=(), type=_tiling_arg,
                         metavar='ELEMENTSxWARPS[xROW_TILES]',
                         help='time the Triton kernels once per tiling, e.g. 4096x8x8 2048x4x8 '

@@ -29,10 +29,11 @@ from mmengine.config import Config, DictAction
 from mmengine.optim import build_optim_wrapper
 from mmengine.structures import InstanceData
 
-from imbfocal.benchmarking import environment, long_tailed_weights, write_report
+from imbfocal.devtools.benchmarking import environment, long_tailed_weights, write_report
+
 
 def long_tailed_probabilities(num_classes: int) -> torch.Tensor:
-    """``imbfocal.benchmarking.long_tailed_weights``, normalised to sum to 1."""
+    """``imbfocal.devtools.benchmarking.long_tailed_weights``, normalised to sum to 1."""
     weights = torch.tensor(long_tailed_weights(num_classes), dtype=torch.float64)
     return weights / weights.sum()
 
@@ -193,8 +194,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    import imbfocal  # noqa: F401  (registers the losses, heads and hooks)
     from mmengine.logging import MMLogger
+
+    import imbfocal  # noqa: F401  (registers the losses, heads and hooks)
     MMLogger.get_instance('benchmark_train_step', log_level='WARNING')  # no init_weights log
     rows = []
     for config in args.configs:

@@ -16,17 +16,23 @@ import os
 import sys
 from typing import List, Optional
 
-from imbfocal.class_counts import (COUNT_TYPES, Counts, counts_from_dataset, load_class_counts,
-                                   save_class_counts)
+from imbfocal.class_counts import (
+    COUNT_TYPES,
+    Counts,
+    counts_from_dataset,
+    load_class_counts,
+    save_class_counts,
+)
 
 
 def counts_from_config(config: str, count_type: str, cfg_options: Optional[dict]) -> Counts:
     """Build the training dataset of an MMDetection config and count it."""
-    import imbfocal  # noqa: F401  (registers the plugin before the config's types are built)
     from mmdet.registry import DATASETS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmengine.utils import import_modules_from_strings
+
+    import imbfocal  # noqa: F401  (registers the plugin before the config's types are built)
 
     cfg = Config.fromfile(config)
     if cfg_options:

@@ -1,12 +1,13 @@
 """Compile every Triton kernel the imbfocal losses launch for a GPU, without one, and report
 ptxas's registers, spills and shared memory and the occupancy that follows.
 
-Each loss of ``imbfocal.benchmarking.benchmarked_losses`` takes one forward and backward on
+Each loss of ``imbfocal.devtools.benchmarking.benchmarked_losses`` takes one forward and backward on
 RetinaNet-like CPU inputs, called as RetinaNet's head calls it (anchor weights, a float
-``avg_factor``) and as FCOS's does (no weights, a tensor ``avg_factor``), under ``use_impl('triton')`` inside
-``imbfocal.kernels.compilation.compile_only``: every kernel launch compiles for the target
-(compute capability ``--arch``) exactly as Triton's JIT compiles it on that GPU, down to the
-cubin, and nothing runs. A kernel that does not compile fails the command.
+``avg_factor``) and as FCOS's does (no weights, a tensor ``avg_factor``), under
+``use_impl('triton')`` inside ``imbfocal.devtools.kernel_compilation.compile_only``: every
+kernel launch compiles for the target (compute capability ``--arch``) exactly as Triton's JIT
+compiles it on that GPU, down to the cubin, and nothing runs. A kernel that does not compile
+fails the command.
 
 Example::
 
@@ -18,10 +19,10 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from imbfocal.benchmarking import benchmarked_losses, make_inputs, write_report
+from imbfocal.devtools.benchmarking import benchmarked_losses, make_inputs, write_report
+from imbfocal.devtools.kernel_compilation import compile_only, resource_usage
 from imbfocal.kernels.common import Tiling, use_tiling
-from imbfocal.kernels.compilation import compile_only, resource_usage
-from imbfocal.losses import fused
+from imbfocal.losses import use_impl
 
 DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
 
@@ -43,7 +44,7 @@ def compile_losses(arch: int, tiling: Tiling, num_classes: int, dtypes: Sequence
         inputs = make_inputs(num_rows, num_classes, 'cpu', DTYPES[dtype])
         for name, module in benchmarked_losses(num_classes).items():
             logits = inputs['logits'].clone().requires_grad_()
-            with compile_only(arch) as launches, fused.use_impl('triton'), use_tiling(tiling):
+            with compile_only(arch) as launches, use_impl('triton'), use_tiling(tiling):
                 module(logits, inputs['labels'], **call_args(inputs)).backward()
             for launch in launches:
                 usage = resource_usage(launch.compiled, arch)

@@ -49,8 +49,14 @@ from mmengine.logging import MMLogger
 from terminaltables import AsciiTable
 
 from ..registry import register
-from .frequency import (FREQUENCY_GROUPS, LVIS_THRESHOLDS, FrequencySource,
-                        check_thresholds, group_members, resolve_frequencies)
+from .frequency import (
+    FREQUENCY_GROUPS,
+    LVIS_THRESHOLDS,
+    FrequencySource,
+    check_thresholds,
+    group_members,
+    resolve_frequencies,
+)
 
 GROUP_KEYS = {'r': 'APr', 'c': 'APc', 'f': 'APf'}
 COCO_STATS = (('mAP', 'AP_all'), ('mAP_50', 'AP_50'), ('mAP_75', 'AP_75'),

@@ -23,13 +23,7 @@ class Tiling:
             programs. :func:`launch_shape` takes the most that still leaves
             :data:`MIN_PROGRAMS_PER_SM` programs per SM.
 
-    The default, 512 elements on 4 warps (4 per thread), keeps every kernel at 72 registers
-    or fewer without spills on sm_80 and sm_90 for float32 and half logits, so at least 7
-    programs share an SM and one's loads overlap another's arithmetic
-    (``tools/compile_kernels.py``, Triton 3.9; ``docs/results/compile_kernels_*``). 4096
-    elements on 8 warps took 105 to 168 registers and left 1 or 2 programs per SM; 1024 on
-    4 warps, 56 to 112 registers and 4 to 9 programs.
-    Timed on a GPU: not yet (``tools/gpu_checks.sh`` times the candidates).
+    The default (512 x 4 x 64) and the reasons for it: docs/design.md.
     """
     elements: int = 512
     num_warps: int = 4

@@ -1,6 +1,6 @@
 """Triton kernel of the element-wise sigmoid focal family: loss and ``dL/dx`` in one pass.
 
-The maths is :mod:`imbfocal.losses.fused`'s (see its docstring): every element computes the
+The maths is :mod:`imbfocal.losses.fast.focal`'s (see its docstring): every element computes the
 ``t = 0`` form at ``s = x`` (``t = 0``) or ``s = -x`` (``t = 1``, ``t = [c == y_i]`` from the
 integer label, no one-hot), with ``p = sigmoid(s)``, ``l = softplus(s)``::
 
@@ -29,7 +29,6 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ..losses.focal_loss import FocalTerms
 from .common import launch_shape, load_tile, multiprocessor_count, sigmoid_pair
 
 # exp() is floored at the square root of float32's smallest normal number (as the CPU path)
@@ -67,11 +66,11 @@ def _power(p, log_p, gamma, GAMMA_INT: tl.constexpr):
 
 @triton.jit
 def _focal_tile(x, y, t, rows64, cols, row_in, col_in, inside, weight_ptr, class_weight_ptr,
-                label_weight_ptr, gamma_ptr, n_cols, stride_un, stride_uc,
+                weight_by_label_ptr, gamma_ptr, n_cols, stride_un, stride_uc,
                 gamma, alpha_p, alpha_n, nu, beta, rho, lam,
                 GAMMA_INT: tl.constexpr, GAMMA_PER_CLASS: tl.constexpr,
                 HAS_WEIGHT: tl.constexpr, HAS_CLASS_WEIGHT: tl.constexpr,
-                HAS_LABEL_WEIGHT: tl.constexpr, HAS_NU: tl.constexpr, HAS_BETA: tl.constexpr,
+                HAS_WEIGHT_BY_LABEL: tl.constexpr, HAS_NU: tl.constexpr, HAS_BETA: tl.constexpr,
                 HAS_LAM: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
     """A tile's ``L = u A_s(c L0)`` and ``|dL/dx| = u c dL0/ds A_s'`` (sign not applied)."""
     s = tl.where(t, -x, x)
@@ -96,9 +95,9 @@ def _focal_tile(x, y, t, rows64, cols, row_in, col_in, inside, weight_ptr, class
     c = tl.full((BLOCK_N, BLOCK_C), 1.0, tl.float32)
     if HAS_CLASS_WEIGHT:
         c = c * tl.load(class_weight_ptr + cols, mask=col_in, other=0.0)[None, :]
-    if HAS_LABEL_WEIGHT:
+    if HAS_WEIGHT_BY_LABEL:
         y_index = tl.where((y >= 0) & (y < n_cols), y, n_cols)
-        c = c * tl.load(label_weight_ptr + y_index, mask=row_in, other=0.0)[:, None]
+        c = c * tl.load(weight_by_label_ptr + y_index, mask=row_in, other=0.0)[:, None]
     loss = c * loss
     grad = c * grad
     if HAS_LAM:
@@ -114,13 +113,13 @@ def _focal_tile(x, y, t, rows64, cols, row_in, col_in, inside, weight_ptr, class
 
 
 @triton.jit
-def _focal_kernel(x_ptr, labels_ptr, weight_ptr, class_weight_ptr, label_weight_ptr, gamma_ptr,
+def _focal_kernel(x_ptr, labels_ptr, weight_ptr, class_weight_ptr, weight_by_label_ptr, gamma_ptr,
                   inv_div_ptr, grad_ptr, loss_ptr, stats_ptr,
                   n_rows, n_cols, stride_xn, stride_xc, stride_un, stride_uc,
                   gamma, alpha_p, alpha_n, nu, beta, rho, lam, inv_div,
                   GAMMA_INT: tl.constexpr, GAMMA_PER_CLASS: tl.constexpr,
                   HAS_WEIGHT: tl.constexpr, HAS_CLASS_WEIGHT: tl.constexpr,
-                  HAS_LABEL_WEIGHT: tl.constexpr, HAS_NU: tl.constexpr,
+                  HAS_WEIGHT_BY_LABEL: tl.constexpr, HAS_NU: tl.constexpr,
                   HAS_BETA: tl.constexpr, HAS_LAM: tl.constexpr, DIV_FROM_PTR: tl.constexpr,
                   NEED_GRAD: tl.constexpr, DENSE_LOSS: tl.constexpr, NEED_STATS: tl.constexpr,
                   BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, ROW_TILES: tl.constexpr):
@@ -137,9 +136,9 @@ def _focal_kernel(x_ptr, labels_ptr, weight_ptr, class_weight_ptr, label_weight_
             stride_xc, BLOCK_N, BLOCK_C)
         loss, grad = _focal_tile(
             x, y, t, rows64, cols, row_in, col_in, inside, weight_ptr, class_weight_ptr,
-            label_weight_ptr, gamma_ptr, n_cols, stride_un, stride_uc, gamma, alpha_p,
+            weight_by_label_ptr, gamma_ptr, n_cols, stride_un, stride_uc, gamma, alpha_p,
             alpha_n, nu, beta, rho, lam, GAMMA_INT, GAMMA_PER_CLASS, HAS_WEIGHT,
-            HAS_CLASS_WEIGHT, HAS_LABEL_WEIGHT, HAS_NU, HAS_BETA, HAS_LAM, BLOCK_N, BLOCK_C)
+            HAS_CLASS_WEIGHT, HAS_WEIGHT_BY_LABEL, HAS_NU, HAS_BETA, HAS_LAM, BLOCK_N, BLOCK_C)
         if NEED_STATS:
             magnitude = tl.where(inside, tl.abs(grad), 0.0)
             pos_stats += tl.sum(tl.where(t, magnitude, 0.0), axis=0)
@@ -180,19 +179,38 @@ class KernelForward(NamedTuple):
     stats: Optional[Tensor]  # (2, C)
 
 
-def focal_forward(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optional[Tensor],
-                  divisor: Optional[Union[float, Tensor]], need_grad: bool,
-                  need_stats: bool) -> KernelForward:
-    """The Triton counterpart of ``imbfocal.losses.fused._focal_forward``.
+def focal_forward(x: Tensor,
+                  labels: Tensor,
+                  weight: Optional[Tensor],
+                  divisor: Optional[Union[float, Tensor]],
+                  need_grad: bool,
+                  need_stats: bool,
+                  gamma: Union[float, Tensor] = 2.0,
+                  alpha: float = 0.25,
+                  nu: float = 0.0,
+                  beta: float = 0.0,
+                  rho: float = 1.0,
+                  lam: float = 0.0,
+                  class_weight: Optional[Tensor] = None,
+                  weight_by_label: Optional[Tensor] = None) -> KernelForward:
+    """Loss, ``dL/dx`` and gradient statistics of the focal family in one kernel launch.
 
     Args:
         x: Logits ``(N, C)``: float32, float16 or bfloat16 (computed in float32).
         labels: Integer labels ``(N,)``, background outside ``[0, C)``.
-        terms: The loss's parameters (tensors on ``x``'s device or movable there).
-        weight: None, ``(N, 1)`` or ``(N, C)`` anchor weights.
+        weight: None, ``(N, 1)`` or ``(N, C)`` anchor weights ``u``.
         divisor: None for an ``(N, C)`` loss, else what the summed loss is divided by.
         need_grad: Whether to write ``dL/dx / divisor``.
         need_stats: Whether to return the ``(2, C)`` gradient statistics (before the divisor).
+        gamma: Focusing parameter, a float or per class ``(C,)``. Defaults to 2.
+        alpha: ``alpha`` of ``alpha_t``; negative disables it. Defaults to 0.25.
+        nu: Constant added to the modulating factor. Defaults to 0.
+        beta: Weight of the false-class regulariser. Defaults to 0.
+        rho: Scale of the regulariser. Defaults to 1.
+        lam: Adaptive Gradient Function strength; 0 is the identity. Defaults to 0.
+        class_weight: Per-class ``w_c`` ``(C,)``, or None. Defaults to None.
+        weight_by_label: ``a_y`` ``(C + 1,)`` indexed by the anchor's label (background
+            last), or None. Defaults to None.
 
     Returns:
         The loss, the gradient (or None) and the statistics (or None).
@@ -208,10 +226,9 @@ def focal_forward(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optional
     grad = x.new_empty(n, num_classes) if need_grad else None
     stats = torch.zeros(2, num_classes, device=device, dtype=torch.float32) if need_stats else None
 
-    gamma = terms.gamma
     per_class_gamma = isinstance(gamma, Tensor)
     gamma_int = -1 if per_class_gamma or gamma not in INTEGER_GAMMAS else int(gamma)
-    alpha_p, alpha_n = (terms.alpha, 1 - terms.alpha) if terms.alpha >= 0 else (1.0, 1.0)
+    alpha_p, alpha_n = (alpha, 1 - alpha) if alpha >= 0 else (1.0, 1.0)
     div_from_ptr = isinstance(divisor, Tensor)
     inv_div = (1.0 / divisor).to(device=device, dtype=torch.float32) if div_from_ptr else (
         1.0 if divisor is None else 1.0 / divisor)
@@ -225,18 +242,18 @@ def focal_forward(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optional
     dummy = x  # pointer arguments that a constexpr switch leaves unread
     if n and num_classes:
         _focal_kernel[grid](
-            x, labels, _or(weight, dummy), _or(on_device(terms.class_weight), dummy),
-            _or(on_device(terms.label_weight), dummy),
+            x, labels, _or(weight, dummy), _or(on_device(class_weight), dummy),
+            _or(on_device(weight_by_label), dummy),
             _or(on_device(gamma) if per_class_gamma else None, dummy),
             inv_div if div_from_ptr else dummy, _or(grad, dummy), loss, _or(stats, dummy),
             n, num_classes, x.stride(0), x.stride(1), stride_un, stride_uc,
             0.0 if per_class_gamma else float(gamma), float(alpha_p), float(alpha_n),
-            float(terms.nu), float(terms.beta), float(terms.rho), float(terms.lam),
+            float(nu), float(beta), float(rho), float(lam),
             0.0 if div_from_ptr else float(inv_div),
             GAMMA_INT=gamma_int, GAMMA_PER_CLASS=per_class_gamma,
-            HAS_WEIGHT=weight is not None, HAS_CLASS_WEIGHT=terms.class_weight is not None,
-            HAS_LABEL_WEIGHT=terms.label_weight is not None, HAS_NU=bool(terms.nu),
-            HAS_BETA=bool(terms.beta), HAS_LAM=bool(terms.lam), DIV_FROM_PTR=div_from_ptr,
+            HAS_WEIGHT=weight is not None, HAS_CLASS_WEIGHT=class_weight is not None,
+            HAS_WEIGHT_BY_LABEL=weight_by_label is not None, HAS_NU=bool(nu),
+            HAS_BETA=bool(beta), HAS_LAM=bool(lam), DIV_FROM_PTR=div_from_ptr,
             NEED_GRAD=need_grad, DENSE_LOSS=dense, NEED_STATS=need_stats,
             BLOCK_N=shape.block_n, BLOCK_C=shape.block_c, ROW_TILES=shape.row_tiles,
             num_warps=shape.num_warps)

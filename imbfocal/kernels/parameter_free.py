@@ -1,4 +1,6 @@
-"""Triton kernels of the one-vs-all PF loss's per-class sums (see ``fused_parameter_free``).
+"""Triton kernels of the one-vs-all PF loss's per-class sums.
+
+The maths is :mod:`imbfocal.losses.fast.parameter_free`'s.
 
 Forward: one reduction pass; each program reduces ``ROW_TILES`` tiles of ``BLOCK_N`` rows x
 ``BLOCK_C`` classes to column sums of ``w_i p_ic`` over the positives (``c = y_i``) and of

@@ -2,60 +2,41 @@
 
 Su, Adam and Nasrudin, "Adaptive Focal Loss for Keypoint-Based Deep Learning Detectors
 Addressing Class Imbalance", IEEE Access 13, 2025, https://ieeexplore.ieee.org/document/10872927/.
+**This project's reconstruction from the abstract, not the authors' published formula**
+(:mod:`.adaptive_gradient` has ``A_s`` and its schedule)::
 
-Only the paper's abstract was available to this project. It says AFL "combines the strengths of
-Focal Loss and Class-Balanced Loss while introducing an Adaptive Gradient Function ... designed
-to mitigate the impact of large gradients during the early stages of training". The formula
-implemented here is this project's reconstruction from that sentence, NOT the authors'
-published formula:
+    AFL_ic = A_s(CB_ic),    A_s(L) = log(1 + lam_s L) / lam_s,    lam_s = lam0 (1 - s)
 
-    A_s(L) = log(1 + lam_s * L) / lam_s,    lam_s = lam0 * (1 - s),    s = min(1, iter / agf_iters)
-
-applied element-wise to the class-balanced focal loss ``L`` (``A_s`` is the identity when
-``lam_s = 0``). ``dA_s/dL = 1 / (1 + lam_s * L)`` damps the largest per-element losses (the
-hardest, and through ``w_c`` the rarest) early in training and fades to 1 as ``s`` reaches 1.
+with ``CB`` the class-balanced focal loss and ``s = min(1, iter / agf_iters)``. In terms of
+the focal family: ``FocalTerms`` of :class:`~.class_balanced_focal_loss.ClassBalancedFocalLoss`
+with ``lam=lam_s``.
 """
+import dataclasses
 from typing import Optional
 
 import torch
 from mmdet.registry import MODELS
-from mmengine.logging import MessageHub
 from torch import Tensor
 
 from ..class_counts import ClassCountsSource
 from ..registry import register
+from .adaptive_gradient import damping_strength, running_train_iter
 from .class_balanced_focal_loss import ClassBalancedFocalLoss, GaussianClassBalancedFocalLoss
-from .focal_loss import adaptive_gradient_function
-
-__all__ = [
-    'AdaptiveFocalLoss', 'GaussianAdaptiveFocalLoss', 'AdaptiveGradientMixin',
-    'adaptive_gradient_function'
-]
-
-
-def _running_train_iter() -> Optional[int]:
-    """The runner's iteration while an MMEngine train loop is running, else None.
-
-    ``RuntimeInfoHook`` sets ``loop_stage='train'`` in ``before_train`` (and back after each
-    validation) and pops it in ``after_train``, so a message hub left over from a finished run
-    does not count.
-    """
-    hub = MessageHub.get_current_instance()
-    if hub.get_info('loop_stage') != 'train':
-        return None
-    return hub.get_info('iter')
+from .contract import AvgFactor
+from .focal_family import FocalTerms
 
 
 class AdaptiveGradientMixin:
-    """Training progress ``s`` and ``lam_s`` of the Adaptive Gradient Function.
+    """The training progress ``s`` of an AFL module and its ``lam_s``.
 
     The iteration lives in the int64 buffer ``agf_iter`` (saved with checkpoints). In training
-    mode, each forward reads the runner's iteration from MMEngine's ``MessageHub`` while a train
+    mode, each forward reads the runner's iteration (MMEngine's ``MessageHub``) while a train
     loop runs; otherwise it uses ``agf_iter`` and then adds 1 to it (so outside a runner the
     counter counts training forward calls). Evaluation-mode forwards leave it alone.
     """
 
     def init_adaptive_gradient(self, lam0: float, agf_iters: int) -> None:
+        """Check and keep ``lam0`` and ``agf_iters``; register the ``agf_iter`` buffer."""
         if lam0 < 0:
             raise ValueError(f'lam0 must be >= 0, got {lam0}')
         if agf_iters < 0:
@@ -64,18 +45,12 @@ class AdaptiveGradientMixin:
         self.agf_iters = agf_iters
         self.register_buffer('agf_iter', torch.zeros((), dtype=torch.long))
 
-    def progress(self) -> Tensor:
-        """``s = min(1, agf_iter / agf_iters)`` as a float64 scalar tensor (1 if agf_iters=0)."""
-        if self.agf_iters == 0:
-            return torch.ones((), dtype=torch.float64, device=self.agf_iter.device)
-        return (self.agf_iter.double() / self.agf_iters).clamp(max=1)
-
-    def adaptive_lam(self) -> float:
-        """``lam_s = lam0 * (1 - s)`` for this forward; in training, advances the progress."""
-        runner_iter = _running_train_iter() if self.training else None
+    def lam_s(self) -> float:
+        """``lam_s`` for this forward; in training, advances the progress. Call once each."""
+        runner_iter = running_train_iter() if self.training else None
         if runner_iter is not None:
             self.agf_iter.fill_(runner_iter)
-        lam_s = self.lam0 * (1 - float(self.progress()))
+        lam_s = damping_strength(self.lam0, int(self.agf_iter), self.agf_iters)
         if self.training and runner_iter is None:
             self.agf_iter += 1
         return lam_s
@@ -85,23 +60,29 @@ class AdaptiveGradientMixin:
 class AdaptiveFocalLoss(AdaptiveGradientMixin, ClassBalancedFocalLoss):
     """Adaptive Focal Loss, this project's reconstruction from the abstract of Su et al. 2025.
 
-    NOT the authors' published formula (only the abstract was available; see the module
-    docstring): ``AFL_ic = A_s(CB_ic)`` with ``CB_ic`` the class-balanced focal loss of
-    ``ClassBalancedFocalLoss`` (Cui et al. 2019, https://arxiv.org/abs/1901.05555),
-    ``A_s(L) = log(1 + lam_s * L) / lam_s``, ``lam_s = lam0 * (1 - s)``,
-    ``s = min(1, iter / agf_iters)``; ``A_s`` is the identity once ``s = 1`` or if ``lam0 = 0``.
-    ``A_s`` acts on each element before the anchor ``weight`` and the reduction.
-    Paper: https://ieeexplore.ieee.org/document/10872927/.
+    NOT the authors' published formula (see the module docstring): ``AFL_ic = A_s(CB_ic)``
+    with ``CB_ic`` the loss of ``ClassBalancedFocalLoss`` (Cui et al. 2019,
+    https://arxiv.org/abs/1901.05555), ``A_s(L) = log(1 + lam_s * L) / lam_s``,
+    ``lam_s = lam0 * (1 - s)``, ``s = min(1, iter / agf_iters)``; ``A_s`` is the identity once
+    ``s = 1`` or if ``lam0 = 0``. ``A_s`` acts on each element before the anchor ``weight`` and
+    the reduction. Paper: https://ieeexplore.ieee.org/document/10872927/.
 
-    ``iter`` is the runner's iteration (MMEngine ``MessageHub``) while a train loop runs; else a
-    counter of training-mode forward calls. It is kept in the buffer ``agf_iter`` so it is saved
-    with checkpoints and restored on resume.
+    ``iter`` is the runner's iteration while a train loop runs, else a counter of
+    training-mode forward calls; it is kept in the buffer ``agf_iter`` (checkpointed).
 
     Args:
-        lam0: Initial damping strength ``lam0 >= 0``.
-        agf_iters: Iterations over which ``lam_s`` decays linearly to 0.
-        others: As ``ClassBalancedFocalLoss`` (``use_sigmoid``, ``gamma``, ``alpha``, ``beta``,
-            ``class_counts``, ``count_type``, ``bg_weight``, ``reduction``, ``loss_weight``).
+        use_sigmoid: Must be True (heads read it); this is a sigmoid loss. Defaults to True.
+        gamma: Focusing parameter. Defaults to 2.
+        alpha: Weight of positives in ``alpha_t``; negative disables it. Defaults to 0.25.
+        beta: Effective-number hyper-parameter in ``[0, 1)``. Defaults to 0.999.
+        lam0: Initial damping strength, ``>= 0``. Defaults to 1.
+        agf_iters: Iterations over which ``lam_s`` decays linearly to 0. Defaults to 1000.
+        class_counts: Per-class training counts (see ``ClassBalancedFocalLoss``).
+            Defaults to None.
+        count_type: ``'instances'`` or ``'images'``. Defaults to ``'instances'``.
+        bg_weight: Weight of background anchors. Defaults to 1.
+        reduction: ``'none'``, ``'mean'`` or ``'sum'``. Defaults to ``'mean'``.
+        loss_weight: Multiplier of the loss, applied last. Defaults to 1.
     """
 
     def __init__(self,
@@ -121,6 +102,10 @@ class AdaptiveFocalLoss(AdaptiveGradientMixin, ClassBalancedFocalLoss):
                          bg_weight=bg_weight, reduction=reduction, loss_weight=loss_weight)
         self.init_adaptive_gradient(lam0, agf_iters)
 
+    def focal_terms(self, num_classes: int) -> FocalTerms:
+        """Class-balanced focal terms with ``lam = lam_s``."""
+        return dataclasses.replace(super().focal_terms(num_classes), lam=self.lam_s())
+
 
 @register(MODELS)
 class GaussianAdaptiveFocalLoss(AdaptiveGradientMixin, GaussianClassBalancedFocalLoss):
@@ -131,11 +116,18 @@ class GaussianAdaptiveFocalLoss(AdaptiveGradientMixin, GaussianClassBalancedFoca
     of Su et al. 2025, https://ieeexplore.ieee.org/document/10872927/, was available).
 
     Args:
-        lam0: Initial damping strength ``lam0 >= 0``.
-        agf_iters: Iterations over which ``lam_s`` decays linearly to 0.
-        others: As ``GaussianClassBalancedFocalLoss`` (``alpha``, ``gamma``, ``beta``,
-            ``class_counts``, ``count_type``, ``reduction``, ``loss_weight``, ``pos_weight``,
-            ``neg_weight``).
+        alpha: Power of the prediction in the modulating factor. Defaults to 2.
+        gamma: Power of ``1 - t`` for negatives. Defaults to 4.
+        beta: Effective-number hyper-parameter in ``[0, 1)``. Defaults to 0.999.
+        lam0: Initial damping strength, ``>= 0``. Defaults to 1.
+        agf_iters: Iterations over which ``lam_s`` decays linearly to 0. Defaults to 1000.
+        class_counts: Per-class training counts (see ``ClassBalancedFocalLoss``).
+            Defaults to None.
+        count_type: ``'instances'`` or ``'images'``. Defaults to ``'instances'``.
+        reduction: ``'none'``, ``'mean'`` or ``'sum'``. Defaults to ``'mean'``.
+        loss_weight: Multiplier of the loss, applied last. Defaults to 1.
+        pos_weight: Weight of the positive term. Defaults to 1.
+        neg_weight: Weight of the negative term. Defaults to 1.
     """
 
     def __init__(self,
@@ -154,3 +146,11 @@ class GaussianAdaptiveFocalLoss(AdaptiveGradientMixin, GaussianClassBalancedFoca
                          count_type=count_type, reduction=reduction, loss_weight=loss_weight,
                          pos_weight=pos_weight, neg_weight=neg_weight)
         self.init_adaptive_gradient(lam0, agf_iters)
+
+    def loss(self, pred: Tensor, target: Tensor, pos_inds: Optional[Tensor],
+             pos_labels: Optional[Tensor], weight: Optional[Tensor], reduction: str,
+             avg_factor: AvgFactor) -> Tensor:
+        """The class-balanced heatmap loss through ``A_s`` with this forward's ``lam_s``."""
+        w_c = self.class_weights(pred.size(1))
+        return self.heatmap_focal_loss(pred, target, pos_inds, pos_labels, weight, reduction,
+                                       avg_factor, w_c, lam=self.lam_s())

@@ -1,48 +1,23 @@
 """Dual Focal Loss (DFL) for sigmoid (one-vs-all) classification heads.
 
 Hossain, Paplinski and Betts, "Adaptive Class Weight based Dual Focal Loss for Improved Semantic
-Segmentation" (abstract only: ``shared/seeds/000``). The formula below is this project's
-reconstruction from that abstract, not the authors' formula.
+Segmentation" (only the abstract is public). **This project's reconstruction from that
+abstract, not the authors' formula**::
+
+    DFL = [(1 - p_t)^gamma + nu] * l + beta * (1 - t) * log(1 + p / rho)
+
+In terms of the focal family (:mod:`.focal_family`): ``FocalTerms(gamma, alpha=-1, nu, beta,
+rho)``.
 """
 from mmdet.registry import MODELS
-from torch import Tensor
 
 from ..registry import register
-from .base import ElementwiseSigmoidLoss
-from .focal_loss import FocalTerms, focal_core
-from .utils import check_gamma
-
-
-def dual_focal_loss(pred: Tensor,
-                    target: Tensor,
-                    gamma: float = 2.0,
-                    nu: float = 0.1,
-                    beta: float = 1.0,
-                    rho: float = 1.0) -> Tensor:
-    """Element-wise Dual Focal Loss on logits, no reduction (reference, autograd).
-
-    ``DFL = [(1 - p_t)^gamma + nu] * l + beta * (1 - t) * log(1 + p / rho)`` with
-    ``p = sigmoid(x)``, ``p_t = t * p + (1 - t) * (1 - p)`` and ``l = BCE(x, t)`` in the stable
-    softplus form. The regulariser uses ``log1p`` of a sigmoid probability, so it is finite
-    (between 0 and ``beta * log(1 + 1 / rho)``) for every logit.
-
-    Args:
-        pred: Logits ``x`` of shape ``(N, C)``.
-        target: Targets ``t`` in [0, 1] of the same shape (see ``labels_to_targets``).
-        gamma: Focusing parameter (0, or at least 1).
-        nu: Constant added to the modulating factor, so easy examples keep a fraction ``nu``
-            of their cross-entropy.
-        beta: Weight of the false-class regulariser.
-        rho: Scale of the regulariser, ``rho > 0``.
-
-    Returns:
-        The loss of shape ``(N, C)``.
-    """
-    return focal_core(pred, target, gamma, alpha=-1, nu=nu, beta=beta, rho=rho)
+from .contract import check_gamma
+from .focal_family import FocalFamilyLoss, FocalTerms
 
 
 @register(MODELS)
-class DualFocalLoss(ElementwiseSigmoidLoss):
+class DualFocalLoss(FocalFamilyLoss):
     """Dual Focal Loss for sigmoid heads (project reconstruction of Hossain et al.).
 
     Paper (abstract): Hossain, Paplinski and Betts, "Adaptive Class Weight based Dual Focal
@@ -59,12 +34,11 @@ class DualFocalLoss(ElementwiseSigmoidLoss):
     falls below ``beta / (rho + 1)``, so the push on a confident false class does not fade as
     ``p -> 1``. With ``nu = beta = 0`` it is focal loss without ``alpha``.
 
-    The paper's learnable scaling parameter is not offered: for every example the loss
-    decreases monotonically in ``gamma`` (``(1 - p_t)^gamma`` with ``0 <= 1 - p_t <= 1``), so
-    gradient descent on ``gamma`` would only drive it to whatever bound it is given.
+    The paper's learnable scaling parameter is not offered (docs/design.md says why).
 
     Args:
         use_sigmoid: Must be True (heads read it from the config); False raises ValueError.
+            Defaults to True.
         gamma: Focusing parameter, 0 or at least 1. Defaults to 2.
         nu: Constant added to the modulating factor. Defaults to 0.1.
         beta: Weight of the false-class regulariser. Defaults to 1.

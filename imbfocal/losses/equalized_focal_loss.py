@@ -1,19 +1,25 @@
 """Equalized Focal Loss (EFL) for sigmoid (one-vs-all) dense detection heads.
 
 Li et al., "Equalized Focal Loss for Dense Long-Tailed Object Detection", CVPR 2022,
-https://arxiv.org/abs/2201.02593 (reference implementation: ModelTC/EOD ``efl.py``).
+https://arxiv.org/abs/2201.02593 (official implementation: ModelTC/United-Perception
+``efl.py``)::
+
+    g_j = clamp(G+_j / G-_j, 0, 1),   gamma_j = gamma_b + s (1 - g_j),   w_j = gamma_j / gamma_b
+    EFL = alpha_t * w_j * (1 - p_t)^gamma_j * l
+
+In terms of the focal family (:mod:`.focal_family`): ``FocalTerms(gamma=gamma_j, alpha,
+class_weight=w_j)``, with ``G+`` / ``G-`` accumulated from the family's gradient statistics.
 """
 from typing import Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
 from ..registry import register
-from .base import ElementwiseSigmoidLoss
-from .focal_loss import FocalTerms, sigmoid_focal_loss
-from .utils import all_reduce_sum, check_gamma
+from .contract import check_gamma
+from .distributed import all_reduce_sum
+from .focal_family import FocalFamilyLoss, FocalTerms
 
 
 def equalization_factors(pos_grad: Tensor,
@@ -42,67 +48,8 @@ def equalization_factors(pos_grad: Tensor,
     return g_j, gamma_j, gamma_j / gamma_b
 
 
-def equalized_focal_loss(pred: Tensor,
-                         target: Tensor,
-                         gamma_j: Tensor,
-                         w_j: Tensor,
-                         alpha: float = 0.25) -> Tensor:
-    """Element-wise Equalized Focal Loss on logits, no reduction.
-
-    ``EFL = alpha_t * w_j * (1 - p_t)^gamma_j * l`` with ``p = sigmoid(x)``,
-    ``p_t = t * p + (1 - t) * (1 - p)``, ``alpha_t = alpha * t + (1 - alpha) * (1 - t)`` and
-    ``l = BCE(x, t)`` in the stable softplus form.
-
-    Args:
-        pred: Logits ``x`` of shape ``(N, C)``.
-        target: Targets ``t`` in [0, 1] of the same shape.
-        gamma_j: Per-class focusing parameters ``(C,)`` (treated as constants).
-        w_j: Per-class weighting factors ``(C,)`` (treated as constants).
-        alpha: Weight of the positive term; a negative value disables ``alpha_t``.
-
-    Returns:
-        The loss of shape ``(N, C)``.
-    """
-    return w_j.detach() * sigmoid_focal_loss(pred, target, gamma_j.detach(), alpha)
-
-
-def equalized_focal_loss_grad(pred: Tensor,
-                              target: Tensor,
-                              gamma_j: Tensor,
-                              w_j: Tensor,
-                              alpha: float = 0.25) -> Tensor:
-    """Analytic ``d EFL / d x`` of :func:`equalized_focal_loss`, element-wise.
-
-    With ``q = 1 - p_t``, ``dq/dx = -(2t - 1) * p * (1 - p)`` and ``dl/dx = p - t``::
-
-        dEFL/dx = alpha_t * w_j * q^gamma_j * [(p - t) - gamma_j * (2t - 1) * l * p(1 - p) / q]
-
-    ``p(1 - p) / q`` is ``p`` for ``t = 1`` and ``1 - p`` for ``t = 0``; where ``q`` is exactly 0
-    (a saturated logit with a binary target) ``p(1 - p)`` is 0 too and the factor ``q^gamma_j``
-    makes the derivative 0, its true limit.
-
-    Args:
-        pred: Logits ``(N, C)``.
-        target: Targets ``(N, C)``.
-        gamma_j: Per-class focusing parameters ``(C,)``.
-        w_j: Per-class weighting factors ``(C,)``.
-        alpha: As in :func:`equalized_focal_loss`.
-
-    Returns:
-        The derivative, shape ``(N, C)``.
-    """
-    p = pred.sigmoid()
-    ce = F.binary_cross_entropy_with_logits(pred, target, reduction='none')
-    q = 1 - (p * target + (1 - p) * (1 - target))
-    sigmoid_over_q = p * (1 - p) / q.clamp(min=torch.finfo(q.dtype).tiny)
-    grad = q.pow(gamma_j) * ((p - target) - gamma_j * (2 * target - 1) * ce * sigmoid_over_q)
-    if alpha >= 0:
-        grad = (alpha * target + (1 - alpha) * (1 - target)) * grad
-    return w_j * grad
-
-
 @register(MODELS)
-class EqualizedFocalLoss(ElementwiseSigmoidLoss):
+class EqualizedFocalLoss(FocalFamilyLoss):
     """Equalized Focal Loss (Li et al., CVPR 2022) for sigmoid heads.
 
     Paper: `Equalized Focal Loss for Dense Long-Tailed Object Detection
@@ -118,26 +65,11 @@ class EqualizedFocalLoss(ElementwiseSigmoidLoss):
     (``t = 0``) elements of class ``j``; a soft target splits an element's magnitude into
     ``t`` and ``1 - t`` shares, as the reference implementation does.
 
-    Decisions (the paper leaves them open; the reference collects gradients in a backward hook):
-
-    * **When**: in every forward while the module is in training mode (``model.train()``),
-      *after* the loss has been computed with the current ``g``, so a step's loss never sees its
-      own statistics (as in the reference, whose hook runs during the backward pass). Eval-mode
-      forwards leave the buffers untouched.
-    * **Which gradient**: computed analytically in the forward (no hook, no second graph): the
-      derivative of the element-wise EFL term (current ``gamma_j``, ``w_j``, ``alpha_t``)
-      with respect to the logit, times the element's ``weight``; ignored anchors (weight 0)
-      contribute nothing. The reference uses the gradient of the final scalar loss, which also
-      carries ``loss_weight / avg_factor``; that per-step scalar cancels in the ratio within a
-      step and is left out here, so the statistics do not depend on the caller's
-      normalisation and the per-process sums add up exactly to the global batch's under DDP.
-    * **Initial state**: ``G+ = G- = 0``. A class with ``G-_j = 0`` counts as balanced,
-      ``g_j = 1``, so the first step is plain focal loss (``gamma_j = gamma_b``, ``w_j = 1``),
-      as the reference's initial ``pos_neg = 1``. From then on a class never seen as a
-      positive has ``g_j = 0``: ``gamma_j = gamma_b + s``, ``w_j = 1 + s / gamma_b``.
-    * **DDP**: each step's ``(G+, G-)`` increments are summed over processes (one all-reduce)
-      before accumulation, so every rank holds identical buffers, equal to those of one process
-      on the global batch. Every rank must therefore call the loss the same number of times.
+    The statistics are updated in every training-mode forward, after the loss has been
+    computed with the current state, from the analytic ``|dL/dx|`` of each element times its
+    ``weight`` (ignored anchors count nothing), before ``avg_factor`` and ``loss_weight``;
+    they start at 0, which counts as balanced (``g_j = 1``: the first step is focal loss), and
+    are summed over processes under DDP. Why: docs/design.md.
 
     The statistics are per call: give the loss all pyramid levels of a mini-batch at once
     (imbfocal's RetinaNet head does); with per-level calls the later levels of a step already
@@ -197,15 +129,6 @@ class EqualizedFocalLoss(ElementwiseSigmoidLoss):
         return equalization_factors(self.pos_grad, self.neg_grad, self.gamma_b, self.s)
 
     tracks_gradients = True
-
-    def reference_grad_stats(self, pred: Tensor, target: Tensor, weight: Optional[Tensor],
-                             terms: FocalTerms) -> Tensor:
-        """``(2, C)``: ``sum_i |d(weight * EFL)/dx|`` weighted by ``t`` and by ``1 - t``."""
-        grad = equalized_focal_loss_grad(pred, target, terms.gamma, terms.class_weight,
-                                         self.alpha).abs()
-        if weight is not None:
-            grad = grad * weight.abs()
-        return torch.stack([(grad * target).sum(0), (grad * (1 - target)).sum(0)])
 
     @torch.no_grad()
     def accumulate_grad_stats(self, stats: Tensor) -> None:

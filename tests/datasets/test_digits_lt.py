@@ -9,8 +9,13 @@ import cv2
 import numpy as np
 import pytest
 
-from imbfocal.datasets.digits_lt import (CLASSES, DigitsLTConfig, generate_digits_lt,
-                                         long_tail_counts, train_class_image_counts)
+from imbfocal.datasets.digits_lt import (
+    CLASSES,
+    DigitsLTConfig,
+    generate_digits_lt,
+    long_tail_counts,
+    train_class_image_counts,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Small and quick; the same shape of profile as the default preset.

@@ -17,8 +17,7 @@ from torch import nn
 
 from imbfocal.class_counts import counts_from_dataset, load_class_counts
 from imbfocal.hooks import ClassCountsHook
-from imbfocal.losses import (AdaptiveFocalLoss, ClassBalancedFocalLoss,
-                             GaussianAdaptiveFocalLoss)
+from imbfocal.losses import AdaptiveFocalLoss, ClassBalancedFocalLoss, GaussianAdaptiveFocalLoss
 
 ROOT = Path(__file__).resolve().parents[2]
 CLASSES = ('ant', 'bee', 'cow')

@@ -9,12 +9,24 @@ import itertools
 import pytest
 import torch
 
+from imbfocal.losses import (
+    AdaptiveFocalLoss,
+    ClassBalancedFocalLoss,
+    DualFocalLoss,
+    EqualizedFocalLoss,
+    focal_family_loss,
+    focal_family_reference,
+)
+from imbfocal.losses.fast import dispatch
+
 from conftest import kernel_devices
-from imbfocal.losses import (AdaptiveFocalLoss, ClassBalancedFocalLoss, DualFocalLoss,
-                             EqualizedFocalLoss, focal_family_loss, fused_focal_loss)
-from imbfocal.losses import fused
-from imbfocal.losses.utils import broadcast_anchor_weight, reduce_loss
-from loss_testing import focal_terms_catalogue
+from loss_testing import (
+    anchor_weights,
+    extreme_batch,
+    focal_terms_catalogue,
+    reference_loss,
+    value_and_grad,
+)
 
 # Default tiles are 512 elements: 64 x 8 for C = 5 (one column tile of whole rows; 70 rows
 # make two row tiles, the second partial); 4 x 128 for C = 300 (three column tiles, the last
@@ -26,26 +38,11 @@ DEVICES = kernel_devices()
 
 
 def _batch(n, c, device, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    pred = torch.randn(n, c, generator=gen, dtype=torch.float64) * 4
-    pred[0, :4] = torch.tensor([-100., 100., 30., -30.], dtype=torch.float64)
-    labels = torch.randint(0, c + 1, (n, ), generator=gen)
-    labels[:3] = torch.tensor([0, 1, -1])  # positives at x = -100 and 100; an ignored label
-    return pred.to(device), labels.to(device)
+    return extreme_batch(n, c, seed=seed, device=device, ignored_label=True)
 
 
 def _weight(kind, n, c, device):
-    gen = torch.Generator().manual_seed(7)
-    weight = {None: None, 'anchor': torch.rand(n, generator=gen, dtype=torch.float64),
-              'element': torch.rand(n, c, generator=gen, dtype=torch.float64)}[kind]
-    return None if weight is None else weight.to(device)
-
-
-def _value_and_grad(fn, pred, grad_out):
-    pred = pred.detach().clone().requires_grad_()
-    loss = fn(pred)
-    (grad, ) = torch.autograd.grad(loss, pred, grad_out(loss))
-    return loss.detach(), grad
+    return anchor_weights(kind, n, c, device=device)
 
 
 def _grad_out(reduction):
@@ -54,11 +51,6 @@ def _grad_out(reduction):
         return lambda loss: torch.rand(loss.shape, generator=torch.Generator().manual_seed(3),
                                        dtype=torch.float64).to(loss.device, loss.dtype)
     return lambda loss: torch.full_like(loss, 2.5)
-
-
-def _reference(pred, labels, terms, weight, reduction, avg_factor):
-    loss = focal_family_loss(pred, labels, terms)
-    return reduce_loss(loss, broadcast_anchor_weight(weight, loss), reduction, avg_factor)
 
 
 @pytest.mark.parametrize('device', DEVICES)
@@ -73,12 +65,13 @@ def test_kernel_matches_float64_reference(device, n, c, name, weight_kind, reduc
     terms = focal_terms_catalogue(c)[name]
     weight = _weight(weight_kind, n, c, device)
     weight32 = None if weight is None else weight.float()
-    with fused.use_impl('triton'):
-        ours = _value_and_grad(
-            lambda x: fused_focal_loss(x, labels, terms, weight32, reduction, avg_factor),
-            pred.float(), _grad_out(reduction))
-    ref = _value_and_grad(lambda x: _reference(x, labels, terms, weight, reduction, avg_factor),
-                          pred, _grad_out(reduction))
+    with dispatch.use_impl('triton'):
+        ours = value_and_grad(
+            lambda x: focal_family_loss(x, labels, terms, weight32, reduction, avg_factor),
+            pred.float(), grad_out=_grad_out(reduction))
+    ref = value_and_grad(
+        lambda x: reference_loss(x, labels, terms, weight, reduction, avg_factor), pred,
+        grad_out=_grad_out(reduction))
     assert ours[0].dtype == torch.float32
     torch.testing.assert_close(ours, tuple(r.float() for r in ref), rtol=2e-5, atol=1e-6)
 
@@ -88,11 +81,11 @@ def test_unit_upstream_gradient_is_not_applied(device):
     """The backward kernel skips the in-place scaling when the incoming gradient is 1."""
     pred, labels = _batch(70, 5, device)
     pred = pred.float().requires_grad_()
-    with fused.use_impl('triton'):
-        loss = fused_focal_loss(pred, labels, avg_factor=torch.tensor(4.0, device=device))
+    with dispatch.use_impl('triton'):
+        loss = focal_family_loss(pred, labels, avg_factor=torch.tensor(4.0, device=device))
     loss.backward()
-    with fused.use_impl('torch'):
-        (expected, ) = torch.autograd.grad(fused_focal_loss(pred, labels, avg_factor=4.0), pred)
+    with dispatch.use_impl('torch'):
+        (expected, ) = torch.autograd.grad(focal_family_loss(pred, labels, avg_factor=4.0), pred)
     torch.testing.assert_close(pred.grad, expected, rtol=2e-5, atol=1e-7)
 
 
@@ -101,12 +94,12 @@ def test_non_contiguous_logits(device):
     pred, labels = _batch(70, 5, device)
     strided = pred.float().t().contiguous().t()  # column-major (N, C)
     assert not strided.is_contiguous()
-    with fused.use_impl('triton'):
-        ours = _value_and_grad(lambda x: fused_focal_loss(x, labels), strided,
-                               _grad_out('mean'))
-    with fused.use_impl('torch'):
-        ref = _value_and_grad(lambda x: fused_focal_loss(x, labels), pred.float(),
-                              _grad_out('mean'))
+    with dispatch.use_impl('triton'):
+        ours = value_and_grad(lambda x: focal_family_loss(x, labels), strided,
+                              grad_out=_grad_out('mean'))
+    with dispatch.use_impl('torch'):
+        ref = value_and_grad(lambda x: focal_family_loss(x, labels), pred.float(),
+                             grad_out=_grad_out('mean'))
     torch.testing.assert_close(ours, ref, rtol=2e-5, atol=1e-7)
 
 
@@ -115,9 +108,9 @@ def test_non_contiguous_logits(device):
 def test_extreme_logits_finite(device, reduction):
     x = torch.linspace(-100, 100, 201, device=device).view(-1, 1).repeat(1, 5).requires_grad_()
     labels = torch.arange(201, device=device) % 6
-    with fused.use_impl('triton'):
+    with dispatch.use_impl('triton'):
         for terms in focal_terms_catalogue(5).values():
-            loss = fused_focal_loss(x, labels, terms, reduction=reduction)
+            loss = focal_family_loss(x, labels, terms, reduction=reduction)
             (grad, ) = torch.autograd.grad(loss.sum(), x)
             assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
 
@@ -128,8 +121,8 @@ def test_extreme_logits_finite(device, reduction):
 def test_empty(device, reduction, avg_factor):
     pred = torch.zeros(0, 80, device=device, requires_grad=True)
     labels = torch.zeros(0, dtype=torch.long, device=device)
-    with fused.use_impl('triton'):
-        loss = fused_focal_loss(pred, labels, reduction=reduction, avg_factor=avg_factor)
+    with dispatch.use_impl('triton'):
+        loss = focal_family_loss(pred, labels, reduction=reduction, avg_factor=avg_factor)
     loss.sum().backward()
     assert loss.shape == ((0, 80) if reduction == 'none' else ())
     assert loss.sum().item() == 0 and pred.grad.shape == (0, 80)
@@ -139,8 +132,8 @@ def test_empty(device, reduction, avg_factor):
 def test_second_backward_raises_and_names_the_fix(device):
     pred, labels = _batch(70, 5, device)
     pred = pred.float().requires_grad_()
-    with fused.use_impl('triton'):
-        loss = 2 * fused_focal_loss(pred, labels)
+    with dispatch.use_impl('triton'):
+        loss = 2 * focal_family_loss(pred, labels)
     torch.autograd.grad(loss, pred, retain_graph=True)
     with pytest.raises(RuntimeError, match=r"use_impl\('torch'\)"):
         torch.autograd.grad(loss, pred)
@@ -149,8 +142,8 @@ def test_second_backward_raises_and_names_the_fix(device):
 def test_cpu_without_interpreter_names_the_fix(monkeypatch):
     monkeypatch.setenv('TRITON_INTERPRET', '0')
     pred, labels = _batch(4, 5, 'cpu')
-    with fused.use_impl('triton'), pytest.raises(RuntimeError, match='TRITON_INTERPRET=1'):
-        fused_focal_loss(pred.float(), labels)
+    with dispatch.use_impl('triton'), pytest.raises(RuntimeError, match='TRITON_INTERPRET=1'):
+        focal_family_loss(pred.float(), labels)
 
 
 def _efl(c):
@@ -182,12 +175,12 @@ def test_modules_kernel_matches_torch_path(device, n, c, name):
     weight[5] = 0  # an ignored anchor
     kernel_module, torch_module = MODULES[name](c).to(device), MODULES[name](c).to(device)
     for step in range(2):
-        with fused.use_impl('triton'):
-            ours = _value_and_grad(lambda x: kernel_module(x, labels, weight, avg_factor=5.0),
-                                   pred + step, _grad_out('mean'))
-        with fused.use_impl('torch'):
-            ref = _value_and_grad(lambda x: torch_module(x, labels, weight, avg_factor=5.0),
-                                  pred + step, _grad_out('mean'))
+        with dispatch.use_impl('triton'):
+            ours = value_and_grad(lambda x: kernel_module(x, labels, weight, avg_factor=5.0),
+                                  pred + step, grad_out=_grad_out('mean'))
+        with dispatch.use_impl('torch'):
+            ref = value_and_grad(lambda x: torch_module(x, labels, weight, avg_factor=5.0),
+                                 pred + step, grad_out=_grad_out('mean'))
         torch.testing.assert_close(ours, ref, rtol=2e-5, atol=1e-7)
         torch.testing.assert_close(kernel_module.state_dict(), torch_module.state_dict(),
                                    rtol=2e-5, atol=1e-6)
@@ -200,12 +193,12 @@ def test_half_logits_read_directly(device, dtype):
     pred, labels = _batch(70, 5, device)
     half = pred.clamp(-60, 60).to(dtype)
     terms = focal_terms_catalogue(5)['everything']
-    with fused.use_impl('triton'):
-        ours = _value_and_grad(lambda x: fused_focal_loss(x, labels, terms, avg_factor=3.0),
-                               half, _grad_out('mean'))
-    with fused.use_impl('torch'):
-        ref = _value_and_grad(lambda x: fused_focal_loss(x, labels, terms, avg_factor=3.0),
-                              half.float(), _grad_out('mean'))
+    with dispatch.use_impl('triton'):
+        ours = value_and_grad(lambda x: focal_family_loss(x, labels, terms, avg_factor=3.0),
+                               half, grad_out=_grad_out('mean'))
+    with dispatch.use_impl('torch'):
+        ref = value_and_grad(lambda x: focal_family_loss(x, labels, terms, avg_factor=3.0),
+                              half.float(), grad_out=_grad_out('mean'))
     assert ours[0].dtype == torch.float32 and ours[1].dtype == dtype
     torch.testing.assert_close(ours[0], ref[0], rtol=2e-5, atol=1e-6)
     torch.testing.assert_close(ours[1], ref[1].to(dtype))
@@ -225,12 +218,12 @@ def test_statistics_summed_across_programs(device):
         pred = pred.float()
         weight = _weight('anchor', 300, 300, device).float()
         kernel_module, torch_module = _efl(300).to(device), _efl(300).to(device)
-        with fused.use_impl('triton'):
-            ours = _value_and_grad(lambda x: kernel_module(x, labels, weight, avg_factor=9.0),
-                                   pred, _grad_out('mean'))
-        with fused.use_impl('torch'):
-            ref = _value_and_grad(lambda x: torch_module(x, labels, weight, avg_factor=9.0),
-                                  pred, _grad_out('mean'))
+        with dispatch.use_impl('triton'):
+            ours = value_and_grad(lambda x: kernel_module(x, labels, weight, avg_factor=9.0),
+                                   pred, grad_out=_grad_out('mean'))
+        with dispatch.use_impl('torch'):
+            ref = value_and_grad(lambda x: torch_module(x, labels, weight, avg_factor=9.0),
+                                  pred, grad_out=_grad_out('mean'))
         torch.testing.assert_close(ours, ref, rtol=2e-5, atol=1e-7)
         torch.testing.assert_close(kernel_module.state_dict(), torch_module.state_dict(),
                                    rtol=2e-5, atol=1e-6)
@@ -245,19 +238,19 @@ def test_every_tiling_matches(device, tiling, n, c):
     pred, labels = _batch(n, c, device)
     weight = _weight('anchor', n, c, device)
     terms = focal_terms_catalogue(c)['everything']
-    ref = _value_and_grad(lambda x: _reference(x, labels, terms, weight, 'mean', 3.5), pred,
-                          _grad_out('mean'))
+    ref = value_and_grad(lambda x: reference_loss(x, labels, terms, weight, 'mean', 3.5), pred,
+                         grad_out=_grad_out('mean'))
     kernel_module, torch_module = _efl(c).to(device), _efl(c).to(device)
-    with fused.use_impl('torch'):
-        efl_ref = _value_and_grad(lambda x: torch_module(x, labels, weight.float(), avg_factor=9.0),
-                                  pred.float(), _grad_out('mean'))
-    with common.use_tiling(common.Tiling.parse(tiling)), fused.use_impl('triton'):
-        ours = _value_and_grad(
-            lambda x: fused_focal_loss(x, labels, terms, weight.float(), 'mean', 3.5),
-            pred.float(), _grad_out('mean'))
-        efl_ours = _value_and_grad(
+    with dispatch.use_impl('torch'):
+        efl_ref = value_and_grad(lambda x: torch_module(x, labels, weight.float(), avg_factor=9.0),
+                                  pred.float(), grad_out=_grad_out('mean'))
+    with common.use_tiling(common.Tiling.parse(tiling)), dispatch.use_impl('triton'):
+        ours = value_and_grad(
+            lambda x: focal_family_loss(x, labels, terms, weight.float(), 'mean', 3.5),
+            pred.float(), grad_out=_grad_out('mean'))
+        efl_ours = value_and_grad(
             lambda x: kernel_module(x, labels, weight.float(), avg_factor=9.0), pred.float(),
-            _grad_out('mean'))
+            grad_out=_grad_out('mean'))
     torch.testing.assert_close(ours, tuple(r.float() for r in ref), rtol=2e-5, atol=1e-6)
     torch.testing.assert_close(efl_ours, efl_ref, rtol=2e-5, atol=1e-7)
     torch.testing.assert_close(kernel_module.state_dict(), torch_module.state_dict(),
@@ -274,10 +267,10 @@ def test_small_losses_keep_relative_precision(device, name):
     labels = torch.full((400, ), 5)
     labels[::7] = torch.arange(5).repeat(12)[:len(labels[::7])]
     terms = focal_terms_catalogue(5)[name]
-    ref = focal_family_loss(x, labels, terms)
+    ref = focal_family_reference(x, labels, terms)
     assert ref.min() < 1e-8 and ref.max() > 1
-    with fused.use_impl('triton'):
-        ours = fused_focal_loss(x.float().to(device), labels.to(device), terms,
+    with dispatch.use_impl('triton'):
+        ours = focal_family_loss(x.float().to(device), labels.to(device), terms,
                                 reduction='none')
     torch.testing.assert_close(ours.cpu(), ref.float(), rtol=5e-6, atol=0)
 
@@ -293,9 +286,9 @@ def test_infinite_and_nan_logits_propagate_as_in_the_reference(device):
     labels = torch.tensor([3, 3])
     for name in ('afl', 'dfl', 'everything'):
         terms = focal_terms_catalogue(3)[name]
-        ref = focal_family_loss(x, labels, terms)
-        with fused.use_impl('triton'):
-            ours = fused_focal_loss(x.float().to(device), labels.to(device), terms,
+        ref = focal_family_reference(x, labels, terms)
+        with dispatch.use_impl('triton'):
+            ours = focal_family_loss(x.float().to(device), labels.to(device), terms,
                                     reduction='none').cpu()
         assert ref[0, 0] == float('inf') and ours[0, 0] == float('inf'), name
         assert ours[0, 1] == 0 and ours[1, 0].isnan() and ref[1, 0].isnan(), name

@@ -2,9 +2,11 @@
 import pytest
 import torch
 
-from conftest import kernel_devices
-from imbfocal.losses import ParameterFreeLoss, fused
+from imbfocal.losses import ParameterFreeLoss
+from imbfocal.losses.fast import dispatch
 from imbfocal.losses.parameter_free_loss import parameter_free_loss
+
+from conftest import kernel_devices
 
 DEVICES = kernel_devices()
 
@@ -22,7 +24,7 @@ def _batch(n, c, device, seed=0):
 
 def _value_and_grad(x, labels, weight, hard, impl, reduction):
     x = x.detach().clone().requires_grad_()
-    with fused.use_impl(impl):
+    with dispatch.use_impl(impl):
         loss = parameter_free_loss(x, labels, weight, hard_majority=hard, reduction=reduction)
     upstream = torch.linspace(0.1, 1.0, x.size(1), dtype=x.dtype, device=x.device)
     (grad, ) = torch.autograd.grad(loss, x, upstream if reduction == 'none' else None)
@@ -53,13 +55,13 @@ def test_module_and_empty_batch(device):
     results = []
     for impl in ('triton', 'torch'):
         logits = x.float().requires_grad_()
-        with fused.use_impl(impl):
+        with dispatch.use_impl(impl):
             loss = module(logits, labels, weight.float(), avg_factor=7.0)
         loss.backward()
         results.append((loss.detach(), logits.grad))
     torch.testing.assert_close(results[0], results[1], rtol=2e-5, atol=1e-7)
     empty = torch.zeros(0, 5, device=device, requires_grad=True)
-    with fused.use_impl('triton'):
+    with dispatch.use_impl('triton'):
         loss = module(empty, torch.zeros(0, dtype=torch.long, device=device))
     loss.backward()
     assert loss.item() == 0 and empty.grad.shape == (0, 5)

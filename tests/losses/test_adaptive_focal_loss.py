@@ -12,9 +12,13 @@ import torch
 from mmengine.logging import MessageHub
 from mmengine.runner.checkpoint import load_state_dict
 
-from imbfocal.losses import (AdaptiveFocalLoss, ClassBalancedFocalLoss,
-                             GaussianAdaptiveFocalLoss, GaussianClassBalancedFocalLoss,
-                             adaptive_gradient_function)
+from imbfocal.losses import (
+    AdaptiveFocalLoss,
+    ClassBalancedFocalLoss,
+    GaussianAdaptiveFocalLoss,
+    GaussianClassBalancedFocalLoss,
+    adaptive_gradient_function,
+)
 
 COUNTS = [500, 50, 5]
 

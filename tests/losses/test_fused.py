@@ -1,9 +1,9 @@
-"""The fused focal-family Function against the autograd reference, in value and gradient.
+"""The focal family's fast path against the autograd reference, in value and gradient.
 
-``imbfocal.losses.fused`` computes loss and ``dL/dx`` in one pass from integer labels; the
-reference is ``focal_family_loss`` (autograd) with MMDetection's ``weight_reduce_loss``. Every
-element-wise loss module runs the fused path by default and the reference under
-``fused.use_impl('reference')``.
+``imbfocal.losses.fast.focal`` computes loss and ``dL/dx`` in one pass from integer labels;
+the reference is ``focal_family_reference`` (autograd) with MMDetection's
+``weight_reduce_loss``. Every element-wise loss module runs the fast path by default and the
+reference under ``use_impl('reference')``.
 """
 import dataclasses
 import itertools
@@ -11,11 +11,26 @@ import itertools
 import pytest
 import torch
 
-from imbfocal.losses import (AdaptiveFocalLoss, ClassBalancedFocalLoss, DualFocalLoss,
-                             EqualizedFocalLoss, FocalTerms, focal_family_loss, fused_focal_loss)
-from imbfocal.losses import fused
-from imbfocal.losses.utils import broadcast_anchor_weight, reduce_loss
-from loss_testing import focal_terms_catalogue
+from imbfocal.losses import (
+    AdaptiveFocalLoss,
+    ClassBalancedFocalLoss,
+    DualFocalLoss,
+    EqualizedFocalLoss,
+    FocalTerms,
+    focal_family_loss,
+    focal_family_reference,
+)
+from imbfocal.losses.fast import dispatch
+from imbfocal.losses.fast.focal import applies
+
+from loss_testing import (
+    anchor_weights,
+    extreme_batch,
+    focal_terms_catalogue,
+    random_grad_out,
+    reference_loss,
+    value_and_grad,
+)
 
 N, C = 23, 5
 COUNTS = [1000, 100, 10, 1, 0]
@@ -25,37 +40,19 @@ pytestmark = pytest.mark.filterwarnings('ignore:.*counted as 1:UserWarning')
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch):
     """Chunks of 4 rows, so every test crosses chunk boundaries (and a ragged last one)."""
-    monkeypatch.setitem(fused.CHUNK_ELEMENTS, 'cpu', 4 * C)
+    monkeypatch.setitem(dispatch.CHUNK_ELEMENTS, 'cpu', 4 * C)
 
 
 def _batch(n=N, c=C, dtype=torch.float64, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    pred = torch.randn(n, c, generator=gen, dtype=dtype) * 4
-    pred[0, :4] = torch.tensor([-100., 100., 30., -30.], dtype=dtype)
-    labels = torch.randint(0, c + 1, (n, ), generator=gen)
-    labels[:2] = torch.tensor([0, 1])  # a positive at x = -100 and one at x = 100
-    return pred, labels
+    return extreme_batch(n, c, dtype, seed)
 
 
 def _weights(kind, n=N, c=C, dtype=torch.float64):
-    gen = torch.Generator().manual_seed(7)
-    return {None: None, 'anchor': torch.rand(n, generator=gen, dtype=dtype),
-            'element': torch.rand(n, c, generator=gen, dtype=dtype),
-            'flat': torch.rand(n * c, generator=gen, dtype=dtype)}[kind]
+    return anchor_weights(kind, n, c, dtype)
 
 
-def _value_and_grad(fn, pred, grad_seed=3):
-    pred = pred.detach().clone().requires_grad_()
-    loss = fn(pred)
-    grad_out = torch.rand(loss.shape, generator=torch.Generator().manual_seed(grad_seed),
-                          dtype=loss.dtype)
-    (grad, ) = torch.autograd.grad(loss, pred, grad_out)
-    return loss.detach(), grad
-
-
-def _reference(pred, labels, terms, weight, reduction, avg_factor):
-    loss = focal_family_loss(pred, labels, terms)
-    return reduce_loss(loss, broadcast_anchor_weight(weight, loss), reduction, avg_factor)
+def _value_and_grad(fn, pred):
+    return value_and_grad(fn, pred, grad_out=random_grad_out())
 
 
 TERMS = focal_terms_catalogue(C)
@@ -70,11 +67,11 @@ def test_fused_matches_reference_float64(name, weight_kind, reduction, avg_facto
     terms, weight = TERMS[name], _weights(weight_kind)
     if reduction == 'sum' and avg_factor is not None:
         with pytest.raises(ValueError, match='avg_factor'):
-            fused_focal_loss(pred, labels, terms, weight, reduction, avg_factor)
+            focal_family_loss(pred, labels, terms, weight, reduction, avg_factor)
         return
     ours = _value_and_grad(
-        lambda x: fused_focal_loss(x, labels, terms, weight, reduction, avg_factor), pred)
-    ref = _value_and_grad(lambda x: _reference(x, labels, terms, weight, reduction, avg_factor),
+        lambda x: focal_family_loss(x, labels, terms, weight, reduction, avg_factor), pred)
+    ref = _value_and_grad(lambda x: reference_loss(x, labels, terms, weight, reduction, avg_factor),
                           pred)
     torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-12)
 
@@ -84,9 +81,9 @@ def test_fused_matches_reference_float32(name):
     pred, labels = _batch(n=300, dtype=torch.float32, seed=1)
     terms, weight = TERMS[name], _weights('anchor', n=300, dtype=torch.float32)
     for reduction in ('none', 'mean'):
-        ours = _value_and_grad(lambda x: fused_focal_loss(x, labels, terms, weight, reduction),
+        ours = _value_and_grad(lambda x: focal_family_loss(x, labels, terms, weight, reduction),
                                pred)
-        ref = _value_and_grad(lambda x: _reference(x, labels, terms, weight, reduction, None),
+        ref = _value_and_grad(lambda x: reference_loss(x, labels, terms, weight, reduction, None),
                               pred)
         torch.testing.assert_close(ours, ref)
 
@@ -98,7 +95,7 @@ def test_gradcheck_float64(name, reduction):
     pred = pred.clamp(-12, 12)  # finite differences need non-saturated logits
     weight = _weights('anchor', n=9)
     assert torch.autograd.gradcheck(
-        lambda x: fused_focal_loss(x, labels, TERMS[name], weight, reduction, avg_factor=2.0),
+        lambda x: focal_family_loss(x, labels, TERMS[name], weight, reduction, avg_factor=2.0),
         pred.requires_grad_())
 
 
@@ -112,7 +109,7 @@ def test_saves_only_the_gradient():
 
     pred, labels = _batch(dtype=torch.float32)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = fused_focal_loss(pred.requires_grad_(), labels, TERMS['everything'],
+        loss = focal_family_loss(pred.requires_grad_(), labels, TERMS['everything'],
                                 _weights('anchor', dtype=torch.float32))
     assert saved == [(N, C)]
     loss.backward()
@@ -121,15 +118,15 @@ def test_saves_only_the_gradient():
 
 def test_no_gradient_requested_returns_loss_only():
     pred, labels = _batch()
-    loss = fused_focal_loss(pred, labels)  # pred does not require grad
-    torch.testing.assert_close(loss, _reference(pred, labels, FocalTerms(), None, 'mean', None))
+    loss = focal_family_loss(pred, labels)  # pred does not require grad
+    torch.testing.assert_close(loss, reference_loss(pred, labels, FocalTerms(), None, 'mean', None))
     assert not loss.requires_grad
 
 
 def test_backward_twice_with_retained_graph():
     pred, labels = _batch()
     pred.requires_grad_()
-    loss = 2 * fused_focal_loss(pred, labels, avg_factor=4.0)
+    loss = 2 * focal_family_loss(pred, labels, avg_factor=4.0)
     (first, ) = torch.autograd.grad(loss, pred, retain_graph=True)
     (second, ) = torch.autograd.grad(loss, pred)
     assert torch.equal(first, second)
@@ -139,7 +136,7 @@ def test_backward_twice_with_retained_graph():
 def test_extreme_logits_finite(name):
     x = torch.linspace(-100, 100, 201).view(-1, 1).repeat(1, C).requires_grad_()
     labels = torch.arange(201) % (C + 1)
-    loss = fused_focal_loss(x, labels, TERMS[name], reduction='none')
+    loss = focal_family_loss(x, labels, TERMS[name], reduction='none')
     loss.sum().backward()
     assert torch.isfinite(loss).all() and torch.isfinite(x.grad).all()
 
@@ -148,7 +145,7 @@ def test_extreme_logits_finite(name):
                                                   ('none', None)])
 def test_empty_and_all_ignored(reduction, avg_factor):
     empty = torch.zeros(0, C, requires_grad=True)
-    loss = fused_focal_loss(empty, torch.zeros(0, dtype=torch.long), TERMS['everything'],
+    loss = focal_family_loss(empty, torch.zeros(0, dtype=torch.long), TERMS['everything'],
                             reduction=reduction, avg_factor=avg_factor)
     loss.sum().backward()
     assert loss.shape == ((0, C) if reduction == 'none' else ())
@@ -157,7 +154,7 @@ def test_empty_and_all_ignored(reduction, avg_factor):
         assert loss.item() == 0
     pred, labels = _batch(dtype=torch.float32)
     pred.requires_grad_()
-    loss = fused_focal_loss(pred, labels, TERMS['everything'], torch.zeros(N), reduction,
+    loss = focal_family_loss(pred, labels, TERMS['everything'], torch.zeros(N), reduction,
                             avg_factor)
     loss.sum().backward()
     assert not loss.any() and not pred.grad.any()
@@ -168,11 +165,11 @@ def test_autocast_half_inputs_computed_in_float32(dtype):
     pred, labels = _batch(dtype=torch.float32)
     half = pred.to(dtype).requires_grad_()
     with torch.autocast('cpu', dtype=dtype):
-        loss = fused_focal_loss(half, labels, TERMS['afl'], avg_factor=3.0)
+        loss = focal_family_loss(half, labels, TERMS['afl'], avg_factor=3.0)
     loss.backward()
     assert loss.dtype == torch.float32 and half.grad.dtype == dtype
     ref_input = half.detach().float().requires_grad_()
-    ref_loss = _reference(ref_input, labels, TERMS['afl'], None, 'mean', 3.0)
+    ref_loss = reference_loss(ref_input, labels, TERMS['afl'], None, 'mean', 3.0)
     (ref_grad, ) = torch.autograd.grad(ref_loss, ref_input)
     torch.testing.assert_close(loss, ref_loss)
     torch.testing.assert_close(half.grad, ref_grad.to(dtype))
@@ -181,17 +178,19 @@ def test_autocast_half_inputs_computed_in_float32(dtype):
 def test_errors():
     pred, labels = _batch()
     with pytest.raises(ValueError, match='reduction'):
-        fused_focal_loss(pred, labels, reduction='avg')
+        focal_family_loss(pred, labels, reduction='avg')
     with pytest.raises(ValueError, match='labels of shape'):
-        fused_focal_loss(pred, labels[:5])
+        focal_family_loss(pred, labels[:5])
     with pytest.raises(ValueError, match='integer labels'):
-        fused_focal_loss(pred, torch.rand(N, C, dtype=torch.float64))
+        focal_family_loss(pred, torch.rand(N, C + 1, dtype=torch.float64))
+    with pytest.raises(ValueError, match='expects logits'):
+        focal_family_loss(pred[0], labels[:1])
     with pytest.raises(ValueError, match='weight of shape'):
-        fused_focal_loss(pred, labels, weight=torch.ones(4))
+        focal_family_loss(pred, labels, weight=torch.ones(4))
     with pytest.raises(ValueError, match='impl'):
-        with fused.use_impl('cuda'):
+        with dispatch.use_impl('cuda'):
             pass
-    assert fused.get_impl() == 'fused'
+    assert dispatch.get_impl() == 'fused'
 
 
 # --- the loss modules: fused (default) against use_impl('reference') -----------------------
@@ -222,7 +221,7 @@ def test_modules_fused_matches_reference(name, weight_kind, reduction, avg_facto
     kwargs = dict(weight=_weights(weight_kind), avg_factor=avg_factor,
                   reduction_override=reduction)
     ours = _value_and_grad(lambda x: module(x, labels, **kwargs), pred)
-    with fused.use_impl('reference'):
+    with dispatch.use_impl('reference'):
         ref = _value_and_grad(lambda x: module(x, labels, **kwargs), pred)
     torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-12)
 
@@ -236,7 +235,7 @@ def test_efl_statistics_fused_match_reference(weight_kind):
     fused_efl, reference_efl = _efl(train=True), _efl(train=True)
     for step in range(2):
         ours = fused_efl(pred + step, labels, weight, avg_factor=5.0)
-        with fused.use_impl('reference'):
+        with dispatch.use_impl('reference'):
             ref = reference_efl(pred + step, labels, weight, avg_factor=5.0)
         torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-12)
         torch.testing.assert_close(fused_efl.state_dict(), reference_efl.state_dict())
@@ -246,11 +245,11 @@ def test_soft_targets_and_weight_gradients_take_the_reference_path():
     pred, labels = _batch()
     soft = torch.rand(N, C, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     module = MODULES['afl']()
-    with fused.use_impl('reference'):
+    with dispatch.use_impl('reference'):
         ref = module(pred, soft)
     assert torch.equal(module(pred, soft), ref)
     weight = _weights('anchor').requires_grad_()
-    assert not fused.fusable(pred, labels, weight.view(-1, 1), FocalTerms())
+    assert not applies(weight.view(-1, 1), FocalTerms())
     module(pred, labels, weight).backward()
     assert weight.grad is not None and weight.grad.abs().sum() > 0
 
@@ -270,9 +269,9 @@ def test_small_losses_precision(name):
     where ``1 - p`` rounds to a multiple of 6e-8: a loss of 1e-9 may read 0. (The Triton
     kernel holds 5e-6 relatively throughout, tests/kernels.)"""
     x, labels = _small_losses_batch()
-    ref = focal_family_loss(x, labels, TERMS[name])
+    ref = focal_family_reference(x, labels, TERMS[name])
     assert ref.min() < 1e-8 and ref.max() > 1
-    ours = fused_focal_loss(x.float(), labels, TERMS[name], reduction='none')
+    ours = focal_family_loss(x.float(), labels, TERMS[name], reduction='none')
     torch.testing.assert_close(ours, ref.float(), rtol=5e-6, atol=1.2e-7)
 
 
@@ -284,6 +283,6 @@ def test_summed_afl_precision_as_lam_decays(lam):
     7.2e-6 and 9.4e-4 on this batch at ``lam`` = 1e-3, 1e-4 and 1e-6."""
     x, labels = _small_losses_batch()
     terms = dataclasses.replace(TERMS['afl'], lam=lam)
-    ref = focal_family_loss(x, labels, terms).mean()
-    ours = fused_focal_loss(x.float(), labels, terms, reduction='mean')
+    ref = focal_family_reference(x, labels, terms).mean()
+    ours = focal_family_loss(x.float(), labels, terms, reduction='mean')
     torch.testing.assert_close(ours, ref.float(), rtol=5e-7, atol=0)

@@ -11,9 +11,10 @@ Everything in float64; required agreement 1e-6, checked at rtol 1e-9 / atol 1e-1
 
 import pytest
 import torch
-from ddp_harness import run_ddp  # tests/ is on pytest's pythonpath (pyproject.toml)
 
 from imbfocal.losses.parameter_free_loss import GaussianParameterFreeLoss, ParameterFreeLoss
+
+from ddp_harness import run_ddp  # tests/ is on pytest's pythonpath (pyproject.toml)
 
 WORLD = 2
 N, C = 48, 5
@@ -59,7 +60,7 @@ def _loss_and_grad(form, data, start, stop):
 
 
 def _worker(rank, world_size, data, splits):
-    from imbfocal.losses.utils import is_distributed
+    from imbfocal.losses.distributed import is_distributed
     assert is_distributed()
     out = {}
     for s, sizes in enumerate(splits):

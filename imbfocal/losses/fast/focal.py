@@ -1,11 +1,10 @@
-"""Fused forward and backward of the element-wise sigmoid focal family, from integer labels.
+"""Loss and gradient of the focal family in one pass, from integer labels (the fast path).
 
-One pass over the logits computes the loss (reduced on the fly for ``'mean'`` / ``'sum'``) and
-its analytic gradient ``dL/dx``, without one-hot or ``(N, C)`` float targets. Every element of
-class ``c`` of an anchor labelled ``y_i != c`` has ``t = 0``, so the ``(N, C)`` work is the
-``t = 0`` form of the loss; the ``M <= N`` elements with ``t = 1`` (``c = y_i``) are computed
-apart on ``M`` gathered logits and written over their entries. With ``p = sigmoid(x)``,
-``l = softplus(x)`` (the BCE for ``t = 0``) and ``alpha_n = 1 - alpha`` (1 if ``alpha < 0``)::
+Every element of class ``c`` of an anchor labelled ``y_i != c`` has ``t = 0``, so the
+``(N, C)`` work is the ``t = 0`` form of the loss; the ``M <= N`` elements with ``t = 1``
+(``c = y_i``) are computed apart on ``M`` gathered logits and written over their entries. With
+``p = sigmoid(x)``, ``l = softplus(x)`` (the BCE for ``t = 0``) and ``alpha_n = 1 - alpha``
+(1 if ``alpha < 0``)::
 
     L0(t=0)     = alpha_n * (p^gamma + nu) * l + beta * log(1 + p / rho)
     dL0/dx(t=0) = alpha_n * [gamma * p^gamma * (1 - p) * l + (p^gamma + nu) * p]
@@ -13,86 +12,39 @@ apart on ``M`` gathered logits and written over their entries. With ``p = sigmoi
 
 and the ``t = 1`` form is the ``t = 0`` form at ``-x`` with ``alpha`` for ``alpha_n``, no
 regulariser, and the gradient's sign flipped. Then ``L = u * A_s(c * L0)`` and
-``dL/dx = u * c * dL0/dx / (1 + lam_s * c * L0)`` with ``c = a_{y_i} * w_c`` and ``u`` the
-anchor ``weight`` (see :class:`~imbfocal.losses.focal_loss.FocalTerms`). ``l`` is computed as
+``dL/dx = u * c * dL0/dx / (1 + lam_s * c * L0)`` with ``c = a_{y_i} * w_c`` (the terms'
+``weight_by_label`` and ``class_weight``) and ``u`` the anchor weight. ``l`` is computed as
 ``relu(x) - log(max(p, 1 - p))``: ``max(p, 1 - p) = sigmoid(|x|)`` lies in [1/2, 1], so nothing
 underflows for any finite logit.
 
-CPU: the ``(N, C)`` work runs in row chunks of about ``CHUNK_ELEMENTS`` elements, whose
-temporaries (four chunk buffers, reused) stay in the L2/L3 cache; only the gradient ``(N, C)``
-(and for ``reduction='none'`` the loss) is written to memory. The forward saves just that
-gradient, already divided by the reduction's divisor, so the backward is one multiplication
-by the incoming gradient, or none when that is exactly 1. Saving the gradient rather than
-recomputing it in backward from the saved logits costs the same memory (one ``(N, C)``
-tensor either way) and is faster on CPU: at 60,000 x 80, one thread, the forward took 14 ms
-for the loss alone and 22 ms for loss and gradient, so recomputing would cost ~36 ms in all
-against ~22 ms. The chunk loop issues ~20 small ops per chunk; with more threads than free
-cores (an oversubscribed machine) each op's OpenMP barrier can wait a scheduler slice.
-GPU: float32, float16 or bfloat16 logits on a CUDA device go through the Triton kernel
-(:mod:`imbfocal.kernels.focal`): one program per tile computes everything above for its
-elements, reading the logits once and writing ``dL/dx`` once, with no temporaries. Its
-backward multiplies the saved gradient in place by the incoming gradient, on the device and
-only if that is not exactly 1, so a graph through it can be back-propagated once (a second
-``backward`` with ``retain_graph=True`` raises; ``use_impl('torch')`` allows it).
-
-Implementations (:func:`use_impl`): ``'fused'`` (default: Triton on CUDA, else the
-chunked PyTorch path), ``'torch'`` (always the chunked PyTorch path), ``'triton'`` (always the
-kernel; on CPU under ``TRITON_INTERPRET=1`` only, for tests) and ``'reference'`` (autograd).
-
-Not fused (the callers fall back to the reference :func:`focal_family_loss` via autograd):
-float ``(N, C)`` targets (one-hot or soft), weights or class weights that require gradients.
+CPU: the ``(N, C)`` work runs in row chunks (:func:`~.dispatch.chunk_rows`) whose
+temporaries stay in cache; only the gradient (and for ``reduction='none'`` the loss) is
+written to memory. CUDA: the Triton kernel :mod:`imbfocal.kernels.focal` computes the same
+per element. Either way the forward saves only ``dL/dx`` divided by the reduction's divisor,
+so the backward is one multiplication by the incoming gradient, or none when that is 1
+(docs/design.md has the measurements behind these choices).
 """
-import contextlib
 import dataclasses
 import math
-from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .. import kernels
-from .focal_loss import FocalTerms
-from .utils import (AvgFactor, as_float32, broadcast_anchor_weight, check_label_shape,
-                    check_reduction, reduction_divisor)
+from . import dispatch
 
-IMPLS = ('fused', 'torch', 'triton', 'reference')
-# The kernel reads half logits as they are (computing in float32) and writes dL/dx in
-# their dtype: no float32 copy of AMP logits
-KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-# Row chunks of this many elements keep the CPU temporaries cache-resident (4 x 1 MiB in
-# float32); on a GPU the whole tensor is one chunk.
-CHUNK_ELEMENTS = {'cpu': 1 << 18}
-_impl = 'fused'
 _ONE = {dtype: torch.ones((), dtype=dtype) for dtype in (torch.float32, torch.float64)}
 _LOG_POWER_FLOOR = {dtype: math.log(torch.finfo(dtype).tiny) / 2
                     for dtype in (torch.float32, torch.float64)}
 _ZERO = {dtype: torch.zeros((), dtype=dtype) for dtype in (torch.float32, torch.float64)}
 
 
-def get_impl() -> str:
-    """The implementation the loss modules use (see the module docstring)."""
-    return _impl
-
-
-@contextlib.contextmanager
-def use_impl(impl: str) -> Iterator[None]:
-    """Context manager that makes the loss modules use ``impl`` (tests compare the two)."""
-    global _impl
-    if impl not in IMPLS:
-        raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
-    previous, _impl = _impl, impl
-    try:
-        yield
-    finally:
-        _impl = previous
-
-
-def fusable(pred: Tensor, target: Tensor, weight: Optional[Tensor], terms: FocalTerms) -> bool:
-    """Whether :func:`fused_focal_loss` applies: integer labels, no gradient to any weight."""
-    tensors = [weight, terms.class_weight, terms.label_weight, terms.gamma]
-    return (target.dim() == 1 and not target.is_floating_point() and pred.dim() == 2
-            and not any(isinstance(t, Tensor) and t.requires_grad for t in tensors))
+def applies(weight: Optional[Tensor], terms: Any) -> bool:
+    """Whether the fast path computes a loss with these weights and terms (integer labels
+    assumed): it has no gradient for the weights, so none of them may require one."""
+    tensors = [weight, terms.class_weight, terms.weight_by_label, terms.gamma]
+    return not any(isinstance(t, Tensor) and t.requires_grad for t in tensors)
 
 
 class _Forward(NamedTuple):
@@ -164,7 +116,7 @@ def _scale_(tensor: Tensor, factors: Sequence[Factor]) -> Tensor:
     return tensor
 
 
-def _negative_form(x: Tensor, gamma: Union[float, Tensor], alpha: float, terms: FocalTerms,
+def _negative_form(x: Tensor, gamma: Union[float, Tensor], alpha: float, terms: Any,
                    beta: float, scales: Sequence[Tensor], loss: Tensor,
                    grad: Optional[Tensor], work: Sequence[Tensor],
                    loss_post: Sequence[Factor] = (), grad_post: Sequence[Factor] = ()) -> None:
@@ -247,24 +199,24 @@ class _Operands(NamedTuple):
     """One call's inputs in the logits' dtype, shaped for broadcasting against ``(R, C)``."""
     x: Tensor  # (N, C)
     labels: Tensor  # (N,)
-    terms: FocalTerms  # gamma cast to x's dtype
+    terms: Any  # gamma cast to x's dtype
     weight: Optional[Tensor]  # u: (N, 1) or (N, C)
     anchor_scale: Optional[Tensor]  # a_{y_i}: (N, 1)
     class_scale: Optional[Tensor]  # w_c: (1, C)
     inv_divisor: Union[float, Tensor]
 
 
-def _operands(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optional[Tensor],
+def _operands(x: Tensor, labels: Tensor, terms: Any, weight: Optional[Tensor],
               divisor: Optional[Union[float, Tensor]]) -> _Operands:
     n, num_classes = x.shape
     if isinstance(terms.gamma, Tensor):
         terms = dataclasses.replace(terms, gamma=terms.gamma.to(x.dtype).view(1, -1))
     anchor_scale = class_scale = None
-    if terms.label_weight is not None:
+    if terms.weight_by_label is not None:
         # labels outside [0, C) are background, as in labels_to_targets
         in_range = (labels >= 0) & (labels < num_classes)
         y = torch.where(in_range, labels, labels.new_full((), num_classes))
-        anchor_scale = terms.label_weight.to(x.dtype)[y].view(n, 1)
+        anchor_scale = terms.weight_by_label.to(x.dtype)[y].view(n, 1)
     if terms.class_weight is not None:
         class_scale = terms.class_weight.to(x.dtype).view(1, -1)
     weight = None if weight is None else weight.to(x.dtype)
@@ -272,7 +224,7 @@ def _operands(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optional[Ten
     return _Operands(x, labels, terms, weight, anchor_scale, class_scale, inv_divisor)
 
 
-class _Positives(NamedTuple):
+class _PositiveElements(NamedTuple):
     """The ``t = 1`` elements ``(rows[k], cols[k])``, sorted by row, and their values."""
     rows: Tensor
     cols: Tensor
@@ -292,7 +244,7 @@ def _at(tensor: Optional[Tensor], rows: Tensor, cols: Tensor,
     return None if tensor is None else tensor.expand(shape)[rows, cols]
 
 
-def _positives(ops: _Operands, need_grad: bool, need_stats: bool) -> _Positives:
+def _positives(ops: _Operands, need_grad: bool, need_stats: bool) -> _PositiveElements:
     """The ``M`` foreground elements: the ``t = 0`` form at ``-x``, gradient negated."""
     rows = ((ops.labels >= 0) & (ops.labels < ops.x.size(1))).nonzero().squeeze(1)
     cols = ops.labels[rows]
@@ -316,30 +268,14 @@ def _positives(ops: _Operands, need_grad: bool, need_stats: bool) -> _Positives:
             grad.mul_(u)
     if u is not None:
         loss.mul_(u)
-    return _Positives(rows, cols, loss, grad if need_grad else None, magnitude)
-
-
-def _chunk_rows(x: Tensor) -> int:
-    """Rows per chunk: about ``CHUNK_ELEMENTS`` elements, at most all rows, at least one."""
-    elements = CHUNK_ELEMENTS.get(x.device.type, x.numel())
-    return max(1, min(x.size(0), elements // max(x.size(1), 1)))
-
-
-def _row_chunks(x: Tensor, fg_rows: Tensor) -> Iterator[Tuple[int, int, slice]]:
-    """``(r0, r1, own)`` per chunk of :func:`_chunk_rows` rows: its rows ``[r0, r1)`` and the
-    slice of the sorted foreground rows ``fg_rows`` that fall in it."""
-    n, rows = x.size(0), _chunk_rows(x)
-    bounds = torch.searchsorted(fg_rows, torch.arange(0, n + rows, rows,
-                                                      device=x.device)).tolist()
-    for k, r0 in enumerate(range(0, n, rows)):
-        yield r0, min(r0 + rows, n), slice(bounds[k], bounds[k + 1])
+    return _PositiveElements(rows, cols, loss, grad if need_grad else None, magnitude)
 
 
 def _rows(tensor: Optional[Tensor], r0: int, r1: int) -> Optional[Tensor]:
     return None if tensor is None else tensor[r0:r1]
 
 
-def _focal_forward(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optional[Tensor],
+def _cpu_forward(x: Tensor, labels: Tensor, terms: Any, weight: Optional[Tensor],
                    divisor: Optional[Union[float, Tensor]], need_grad: bool,
                    need_stats: bool) -> _Forward:
     """The loss (summed, or ``(N, C)`` if ``divisor`` is None), ``dL/dx / divisor``, stats.
@@ -351,7 +287,7 @@ def _focal_forward(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optiona
     ops = _operands(x, labels, terms, weight, divisor)
     pos = _positives(ops, need_grad, need_stats)
     n, num_classes = x.shape
-    rows = _chunk_rows(x)
+    rows = dispatch.chunk_rows(x)
     loss_out = x.new_empty(n, num_classes) if divisor is None else None
     grad_out = x.new_empty(n, num_classes) if need_grad else None
     work = [x.new_empty(rows * num_classes)
@@ -359,7 +295,7 @@ def _focal_forward(x: Tensor, labels: Tensor, terms: FocalTerms, weight: Optiona
     chunk_sums: List[Tensor] = []
     neg_stats = x.new_zeros(num_classes) if need_stats else None
     zero = _ZERO[x.dtype]
-    for r0, r1, own in _row_chunks(x, pos.rows):
+    for r0, r1, own in dispatch.row_chunks(x, pos.rows):
         buffers = [b[:(r1 - r0) * num_classes].view(r1 - r0, num_classes) for b in work]
         loss_c = buffers[4] if loss_out is None else loss_out[r0:r1]
         grad_c = grad_out[r0:r1] if need_grad else (buffers[-1] if need_stats else None)
@@ -400,48 +336,42 @@ def _column_magnitudes(grad: Tensor, weight: Optional[Tensor]) -> Tensor:
     return (grad * weight.abs()).sum(0)
 
 
-def use_kernel(x: Tensor) -> bool:
-    """Whether the Triton kernel computes the loss of ``x`` under the current implementation.
-
-    Raises:
-        RuntimeError: Under ``use_impl('triton')`` where the kernel cannot run.
-        ValueError: Under ``use_impl('triton')`` for logits not in ``KERNEL_DTYPES``.
-    """
-    if _impl == 'triton':
-        kernels.require_kernels(x)
-        if x.dtype not in KERNEL_DTYPES:
-            raise ValueError(f'The Triton kernels take logits of {KERNEL_DTYPES}, got {x.dtype}')
-        return True
-    return _impl == 'fused' and x.dtype in KERNEL_DTYPES and x.is_cuda and \
-        kernels.kernels_run_on(x)
+def _kernel_params(terms: Any) -> dict:
+    return dict(gamma=terms.gamma, alpha=terms.alpha, nu=terms.nu, beta=terms.beta,
+                rho=terms.rho, lam=terms.lam, class_weight=terms.class_weight,
+                weight_by_label=terms.weight_by_label)
 
 
-class FusedFocalLoss(torch.autograd.Function):
-    """Autograd Function of the focal family from integer labels (see the module docstring).
+class FocalFamilyFunction(torch.autograd.Function):
+    """Autograd Function of the focal family from integer labels (module docstring).
 
     ``forward(ctx, pred, labels, weight, terms, divisor, need_stats, on_kernel) -> (loss,
-    stats)``: ``pred`` float logits ``(N, C)``; ``labels`` int ``(N,)`` with background ``C``;
-    ``weight`` None, ``(N, 1)`` or ``(N, C)``; ``divisor`` None (``reduction='none'``,
-    loss ``(N, C)``) or what the sum is divided by (scalar loss); ``stats`` ``(2, C)``, the
-    sums of ``|u * c * dL0/dx * A_s'|`` over the ``t = 1`` and ``t = 0`` elements of each
-    class (empty unless ``need_stats``), not differentiable.
+    stats)``: ``pred`` float logits ``(N, C)``; ``labels`` int ``(N,)``, background outside
+    ``[0, C)``; ``weight`` None, ``(N, 1)`` or ``(N, C)``; ``terms`` the loss's
+    :class:`~imbfocal.losses.focal_family.FocalTerms`; ``divisor`` None
+    (``reduction='none'``, loss ``(N, C)``) or what the sum is divided by (scalar loss);
+    ``stats`` ``(2, C)``, the sums of ``|u * c * dL0/dx * A_s'|`` over the ``t = 1`` and
+    ``t = 0`` elements of each class (empty unless ``need_stats``), not differentiable;
+    ``on_kernel`` whether the Triton kernel computes it.
 
-    Saved for backward: only ``dL/dx`` divided by ``divisor`` (``(N, C)``, pred's dtype).
+    Saved for backward: only ``dL/dx`` divided by ``divisor`` (``(N, C)``, pred's dtype). On
+    the kernel path the backward scales it in place, so the graph can be back-propagated once.
     """
 
     @staticmethod
-    def forward(ctx, pred: Tensor, labels: Tensor, weight: Optional[Tensor], terms: FocalTerms,
+    def forward(ctx, pred: Tensor, labels: Tensor, weight: Optional[Tensor], terms: Any,
                 divisor: Optional[Union[float, Tensor]], need_stats: bool,
                 on_kernel: bool) -> Tuple[Tensor, Tensor]:
         ctx.in_place = on_kernel
         ctx.backward_done = False
         if ctx.in_place:
-            from ..kernels import focal as focal_kernel
-            out = focal_kernel.focal_forward(pred.detach(), labels, terms, weight, divisor,
-                                             ctx.needs_input_grad[0], need_stats)
+            from ...kernels import focal as focal_kernel
+            out = focal_kernel.focal_forward(pred.detach(), labels, weight, divisor,
+                                             ctx.needs_input_grad[0], need_stats,
+                                             **_kernel_params(terms))
         else:
-            out = _focal_forward(pred.detach(), labels, terms, weight, divisor,
-                                 ctx.needs_input_grad[0], need_stats)
+            out = _cpu_forward(pred.detach(), labels, terms, weight, divisor,
+                               ctx.needs_input_grad[0], need_stats)
         ctx.save_for_backward(out.grad)
         stats = out.stats if out.stats is not None else pred.new_empty(0)
         ctx.mark_non_differentiable(stats)
@@ -457,10 +387,10 @@ class FusedFocalLoss(torch.autograd.Function):
                 raise RuntimeError(
                     'The Triton focal-loss kernel scales its saved gradient in place, so it '
                     'can be back-propagated once; for retain_graph=True use '
-                    "imbfocal.losses.fused.use_impl('torch').")
+                    "imbfocal.losses.fast.use_impl('torch').")
             ctx.backward_done = True
             if grad_loss.dim() == 0:
-                from ..kernels import focal as focal_kernel
+                from ...kernels import focal as focal_kernel
                 return (focal_kernel.scale_gradient_(grad, grad_loss), None, None, None, None,
                         None, None)
             return grad.mul_(grad_loss), None, None, None, None, None, None
@@ -469,48 +399,3 @@ class FusedFocalLoss(torch.autograd.Function):
         else:
             grad_pred = grad * grad_loss
         return grad_pred, None, None, None, None, None, None
-
-
-def fused_focal_loss(pred: Tensor,
-                     labels: Tensor,
-                     terms: FocalTerms = FocalTerms(),
-                     weight: Optional[Tensor] = None,
-                     reduction: str = 'mean',
-                     avg_factor: AvgFactor = None,
-                     return_grad_stats: bool = False
-                     ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
-    """Focal-family loss of the logits from integer labels, reduced as MMDetection does.
-
-    ``L_ic = u_ic * A_s(a_{y_i} * w_c * L0_ic)`` (module docstring), then ``'none'``:
-    ``(N, C)``; ``'sum'``: the sum; ``'mean'``: the sum over ``avg_factor + eps`` if given,
-    else the mean over ``N * C`` elements (0 for no elements). Computed in float32 (float64
-    stays float64) with autocast disabled.
-
-    Args:
-        pred: Logits ``(N, C)``.
-        labels: Integer labels ``(N,)``, background ``C`` (any value outside ``[0, C)`` is
-            background).
-        terms: The loss's parameters; tensors in it must not require gradients.
-        weight: Anchor weights ``(N,)``, or per element ``(N, C)`` / ``(N * C,)``.
-        reduction: ``'none'``, ``'mean'`` or ``'sum'``.
-        avg_factor: Divisor of the summed loss for ``'mean'``.
-        return_grad_stats: Also return the ``(2, C)`` per-class sums of ``|dL/dx|`` over
-            the ``t = 1`` and ``t = 0`` elements, before the reduction's divisor
-            (Equalized Focal Loss's statistics).
-
-    Returns:
-        The loss (and the statistics).
-    """
-    check_reduction(reduction)
-    if pred.dim() != 2 or not check_label_shape(pred, labels):
-        raise ValueError(f'fused_focal_loss takes logits (N, C) and integer labels (N,), got '
-                         f'{tuple(pred.shape)} and {tuple(labels.shape)}')
-    divisor = reduction_divisor(pred.numel(), reduction, avg_factor)
-    with torch.autocast(device_type=pred.device.type, enabled=False):
-        on_kernel = use_kernel(pred)
-        if not on_kernel:
-            pred = as_float32(pred)
-        weight = broadcast_anchor_weight(weight, pred)
-        loss, stats = FusedFocalLoss.apply(pred, labels, weight, terms, divisor,
-                                           return_grad_stats, on_kernel)
-    return (loss, stats) if return_grad_stats else loss

@@ -16,8 +16,9 @@ so the forward is one reduction pass over the logits (no ``(N, C)`` tensor is wr
 saved: the backward reads the logits again), and the backward one element-wise pass that
 writes ``dL/dx = g_pos[c] * ... or g_neg[c] * ...`` from the incoming per-class gradients.
 The log terms, the mean over classes and the distributed all-reduce stay in autograd on
-``(C,)`` tensors. CPU: row chunks with cache-resident temporaries (as :mod:`.fused`); CUDA
-float32: the Triton kernels of :mod:`imbfocal.kernels.parameter_free`.
+``(C,)`` tensors. CPU: row chunks with cache-resident temporaries
+(:func:`~.dispatch.chunk_rows`); CUDA: the Triton kernels of
+:mod:`imbfocal.kernels.parameter_free`.
 """
 from typing import Optional, Tuple
 
@@ -25,10 +26,10 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from . import fused
+from . import dispatch
 
 
-class _Positives:
+class _ForegroundAnchors:
     """The foreground anchors: row indices, their class, weight and own-class ``p q``."""
 
     def __init__(self, x: Tensor, labels: Tensor, w: Tensor) -> None:
@@ -48,12 +49,12 @@ def _hard_(q: Tensor) -> Tensor:
 def _sums_torch(x: Tensor, labels: Tensor, w: Tensor, hard: bool) -> Tuple[Tensor, Tensor]:
     """``(pos_num, neg_num)`` on the CPU path, the ``(N, C)`` work in row chunks."""
     num_classes = x.size(1)
-    pos = _Positives(x, labels, w)
+    pos = _ForegroundAnchors(x, labels, w)
     pos_num = x.new_zeros(num_classes).index_add_(0, pos.cols, pos.weight * pos.prob)
     neg_num = x.new_zeros(num_classes)
-    buffer = x.new_empty(fused._chunk_rows(x) * num_classes)
+    buffer = x.new_empty(dispatch.chunk_rows(x) * num_classes)
     zero = x.new_zeros(())
-    for r0, r1, own in fused._row_chunks(x, pos.rows):
+    for r0, r1, own in dispatch.row_chunks(x, pos.rows):
         q = torch.neg(x[r0:r1], out=buffer[:(r1 - r0) * num_classes].view(r1 - r0, -1))
         q.sigmoid_()
         if hard:
@@ -68,7 +69,7 @@ def _grad_torch(x: Tensor, labels: Tensor, w: Tensor, hard: bool, grad_pos: Tens
     """``dL/dx`` on the CPU path from the incoming gradients of ``pos_num`` and ``neg_num``."""
     n, num_classes = x.shape
     grad = torch.empty_like(x)
-    rows = fused._chunk_rows(x)
+    rows = dispatch.chunk_rows(x)
     buffer = x.new_empty(rows * num_classes)
     neg_scale = grad_neg.neg().view(1, -1)
     for r0 in range(0, n, rows):
@@ -80,7 +81,7 @@ def _grad_torch(x: Tensor, labels: Tensor, w: Tensor, hard: bool, grad_pos: Tens
         if hard:
             p.masked_fill_(q > 0.5, 0)
         p.mul_(neg_scale).mul_(w[r0:r1].view(-1, 1))
-    pos = _Positives(x, labels, w)
+    pos = _ForegroundAnchors(x, labels, w)
     pos_slope = pos.prob * x[pos.rows, pos.cols].neg().sigmoid()
     grad[pos.rows, pos.cols] = grad_pos[pos.cols] * pos.weight * pos_slope
     return grad
@@ -96,11 +97,11 @@ class ParameterFreeSums(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, labels: Tensor, w: Tensor, hard: bool) -> Tuple[Tensor, Tensor]:
-        ctx.kernel = fused.use_kernel(x)
+        ctx.kernel = dispatch.use_kernel(x)
         ctx.hard = hard
         ctx.save_for_backward(x, labels, w)
         if ctx.kernel:
-            from ..kernels import parameter_free as pf_kernel
+            from ...kernels import parameter_free as pf_kernel
             return pf_kernel.pf_sums(x.detach(), labels, w, hard)
         return _sums_torch(x.detach(), labels, w, hard)
 
@@ -109,7 +110,7 @@ class ParameterFreeSums(torch.autograd.Function):
     def backward(ctx, grad_pos: Tensor, grad_neg: Tensor):
         x, labels, w = ctx.saved_tensors
         if ctx.kernel:
-            from ..kernels import parameter_free as pf_kernel
+            from ...kernels import parameter_free as pf_kernel
             grad = pf_kernel.pf_grad(x, labels, w, ctx.hard, grad_pos, grad_neg)
         else:
             grad = _grad_torch(x, labels, w, ctx.hard, grad_pos, grad_neg)

@@ -1,0 +1,55 @@
+"""The Adaptive Gradient Function of Adaptive Focal Loss and its schedule, in one place.
+
+Su, Adam and Nasrudin, "Adaptive Focal Loss for Keypoint-Based Deep Learning Detectors
+Addressing Class Imbalance", IEEE Access 13, 2025,
+https://ieeexplore.ieee.org/document/10872927/. Only the abstract is public; it describes "an
+Adaptive Gradient Function ... designed to mitigate the impact of large gradients during the
+early stages of training". This project's reconstruction (NOT the authors' formula)::
+
+    A_s(L) = log(1 + lam_s * L) / lam_s        (the identity when lam_s = 0)
+    lam_s  = lam0 * (1 - s),    s = min(1, iter / agf_iters)
+
+applied element-wise; ``dA_s/dL = 1 / (1 + lam_s * L)`` damps the largest per-element losses
+early in training and fades to 1 as ``s`` reaches 1. The fast paths compute ``A_s`` fused
+(``FocalTerms.lam``); :func:`adaptive_gradient_function` is the reference they are held to.
+"""
+from typing import Optional, Union
+
+import torch
+from mmengine.logging import MessageHub
+from torch import Tensor
+
+
+def adaptive_gradient_function(loss: Tensor, lam_s: Union[float, Tensor]) -> Tensor:
+    """Element-wise ``A_s(L) = log(1 + lam_s * L) / lam_s``; the identity where ``lam_s = 0``.
+
+    Args:
+        loss: Non-negative element-wise loss ``L``.
+        lam_s: Non-negative damping strength, a float or a scalar tensor.
+
+    Returns:
+        ``A_s(L)`` of ``loss``'s shape and dtype; its gradient is ``1 / (1 + lam_s * L)``.
+    """
+    lam_s = torch.as_tensor(lam_s, dtype=loss.dtype, device=loss.device)
+    # Dividing by a clamped lam_s keeps the unused branch (and its gradient) finite at 0.
+    lam_safe = lam_s.clamp(min=torch.finfo(loss.dtype).tiny)
+    return torch.where(lam_s > 0, torch.log1p(lam_safe * loss) / lam_safe, loss)
+
+
+def damping_strength(lam0: float, iteration: int, agf_iters: int) -> float:
+    """``lam_s = lam0 * (1 - s)`` with ``s = min(1, iteration / agf_iters)`` (1 if 0 iters)."""
+    progress = 1.0 if agf_iters == 0 else min(1.0, iteration / agf_iters)
+    return lam0 * (1 - progress)
+
+
+def running_train_iter() -> Optional[int]:
+    """The runner's iteration while an MMEngine train loop is running, else None.
+
+    ``RuntimeInfoHook`` sets ``loop_stage='train'`` in ``before_train`` (and back after each
+    validation) and pops it in ``after_train``, so a message hub left over from a finished run
+    does not count.
+    """
+    hub = MessageHub.get_current_instance()
+    if hub.get_info('loop_stage') != 'train':
+        return None
+    return hub.get_info('iter')

@@ -1,0 +1,264 @@
+"""MMDetection's loss contract, written once for every loss of this package.
+
+Two base modules carry it: :class:`ClassificationLoss` for dense heads (MMDetection's
+``FocalLoss`` contract) and :class:`HeatmapLoss` for CenterNet heatmaps (``GaussianFocalLoss``'s,
+with ``pos_inds`` / ``pos_labels``). Each ``forward`` resolves ``reduction_override``, computes
+the loss in float32 (float64 stays float64) with autocast disabled, and applies
+``loss_weight`` last; a subclass only implements ``loss()``. The validation and reduction
+helpers below are what the subclasses and the functional forms share.
+"""
+from typing import Optional, Union
+
+import torch
+from mmdet.models.losses.utils import weight_reduce_loss
+from torch import Tensor, nn
+
+REDUCTIONS = ('none', 'mean', 'sum')
+AvgFactor = Optional[Union[int, float, Tensor]]
+
+
+def no_autocast(tensor: Tensor) -> torch.autocast:
+    """A context in which autocast is off on ``tensor``'s device: the loss maths run in the
+    inputs' own precision (float32, or float64 for float64 inputs) under AMP."""
+    return torch.autocast(device_type=tensor.device.type, enabled=False)
+
+
+def check_reduction(reduction: str) -> str:
+    """Return ``reduction`` if it is one of ``'none'``, ``'mean'``, ``'sum'``, else raise."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
+    return reduction
+
+
+def resolve_reduction(reduction: str, reduction_override: Optional[str]) -> str:
+    """MMDetection's ``reduction_override`` rule, with a ValueError instead of an assert."""
+    if reduction_override not in (None, ) + REDUCTIONS:
+        raise ValueError(f'reduction_override must be one of {(None, ) + REDUCTIONS}, '
+                         f'got {reduction_override!r}')
+    return reduction_override or reduction
+
+
+def check_label_shape(pred: Tensor, target: Tensor) -> bool:
+    """Whether ``target`` holds integer labels ``(N,)`` for ``pred`` ``(N, C)``, else targets.
+
+    Raises:
+        ValueError: If ``target`` is neither labels nor targets of ``pred``'s shape.
+    """
+    if target.dim() == pred.dim() - 1 and not target.is_floating_point():
+        if target.shape != pred.shape[:-1]:
+            raise ValueError(f'labels of shape {tuple(target.shape)} do not match '
+                             f'predictions of shape {tuple(pred.shape)}')
+        return True
+    if target.shape != pred.shape:
+        raise ValueError(f'targets of shape {tuple(target.shape)} must be integer labels of '
+                         f'shape {tuple(pred.shape[:-1])} or match predictions of shape '
+                         f'{tuple(pred.shape)}')
+    return False
+
+
+def labels_to_targets(pred: Tensor, target: Tensor) -> Tensor:
+    """Float targets of ``pred``'s shape from integer labels or soft targets.
+
+    Integer labels ``(N,)`` take values in ``[0, C]`` with ``C = pred.size(-1)`` meaning
+    background (MMDetection's convention), so a background anchor gets an all-zero row; the
+    comparison against ``arange(C)`` builds ``(N, C)`` directly, never an ``(N, C + 1)``
+    one-hot. Float targets of ``pred``'s shape (one-hot or soft) pass through.
+
+    Args:
+        pred: Logits or probabilities, shape ``(N, C)``.
+        target: Labels ``(N,)`` (integer dtype) or targets ``(N, C)``.
+
+    Returns:
+        Targets ``(N, C)`` in ``pred``'s floating dtype.
+
+    Raises:
+        ValueError: If the shapes do not match either form.
+    """
+    if check_label_shape(pred, target):
+        classes = torch.arange(pred.size(-1), device=pred.device)
+        return (target.unsqueeze(-1) == classes).to(pred.dtype)
+    return target.to(pred.dtype)
+
+
+def as_float32(tensor: Tensor) -> Tensor:
+    """Upcast half types to float32 for the loss maths; float32 and float64 pass through."""
+    return tensor if tensor.dtype in (torch.float32, torch.float64) else tensor.float()
+
+
+def broadcast_anchor_weight(weight: Optional[Tensor], loss: Tensor) -> Optional[Tensor]:
+    """Shape an anchor weight for an ``(N, C)`` loss as MMDetection's ``FocalLoss`` does.
+
+    ``(N,)`` becomes ``(N, 1)``; a flattened per-anchor-per-class ``(N * C,)`` (FSAF) becomes
+    ``(N, C)``; a weight of the loss's shape is used as is.
+
+    Raises:
+        ValueError: If the weight fits neither the anchors nor the loss.
+    """
+    if weight is None or weight.shape == loss.shape:
+        return weight
+    if weight.numel() == loss.size(0):
+        return weight.view(-1, 1)
+    if weight.numel() == loss.numel():
+        return weight.view(loss.size(0), -1)
+    raise ValueError(f'weight of shape {tuple(weight.shape)} fits neither the anchors '
+                     f'({loss.size(0)}) nor the loss of shape {tuple(loss.shape)}')
+
+
+def reduction_divisor(numel: int, reduction: str,
+                      avg_factor: AvgFactor) -> Optional[Union[float, Tensor]]:
+    """What the summed loss is divided by, as in ``weight_reduce_loss``; None: no reduction.
+
+    ``'sum'``: 1; ``'mean'``: ``avg_factor + eps`` (float32 eps, MMDetection's guard against
+    ``avg_factor = 0``) or the number of elements (1 for an empty loss, whose mean is then 0,
+    not NaN); ``'none'``: None (``avg_factor`` is ignored, as in MMDetection).
+
+    Raises:
+        ValueError: For ``avg_factor`` with ``reduction='sum'``.
+    """
+    if reduction == 'none':
+        return None
+    if avg_factor is not None:
+        if reduction == 'sum':
+            raise ValueError('avg_factor can not be used with reduction="sum"')
+        return avg_factor + torch.finfo(torch.float32).eps
+    return max(numel, 1) if reduction == 'mean' else 1
+
+
+def reduce_loss(loss: Tensor, weight: Optional[Tensor], reduction: str,
+                avg_factor: AvgFactor) -> Tensor:
+    """``weight_reduce_loss``, except that the mean over zero elements is 0, not NaN."""
+    if loss.numel() == 0 and reduction == 'mean' and avg_factor is None:
+        return loss.sum()
+    if weight is not None:
+        weight = weight.to(loss.dtype)
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+
+def check_gamma(gamma: float, name: str = 'gamma') -> None:
+    """Reject focusing parameters whose modulating factor has an infinite derivative.
+
+    ``d(1 - p_t)^gamma / dp_t`` is unbounded at ``p_t = 1`` when ``0 < gamma < 1``; a saturated
+    logit (``|x|`` around 17 or more in float32 makes ``p_t`` exactly 1) then turns the
+    gradient into NaN. ``gamma = 0`` (no focusing) and ``gamma >= 1`` stay finite everywhere.
+
+    Raises:
+        ValueError: If ``gamma < 0`` or ``0 < gamma < 1``.
+    """
+    if gamma < 0 or 0 < gamma < 1:
+        raise ValueError(f'{name} must be 0 or at least 1, got {gamma}: for 0 < {name} < 1 the '
+                         f'derivative of (1 - p_t)^{name} is infinite at p_t = 1, so saturated '
+                         'logits give NaN gradients')
+
+
+def check_sigmoid(use_sigmoid: bool, loss_name: str) -> None:
+    """Raise a clear error for ``use_sigmoid=False``: these losses are one-vs-all only."""
+    if not use_sigmoid:
+        raise ValueError(f'{loss_name} is defined for sigmoid (one-vs-all) heads only: set '
+                         'use_sigmoid=True (a softmax head needs a softmax loss)')
+
+
+class _ReducedLoss(nn.Module):
+    """``reduction`` and ``loss_weight``, the arguments every loss module takes last."""
+
+    def __init__(self, reduction: str = 'mean', loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.reduction = check_reduction(reduction)
+        self.loss_weight = loss_weight
+
+
+class ClassificationLoss(_ReducedLoss):
+    """MMDetection's dense classification-loss contract; subclasses implement :meth:`loss`.
+
+    Args:
+        reduction: ``'none'``, ``'mean'`` or ``'sum'``. Defaults to ``'mean'``.
+        loss_weight: Multiplier applied to the reduced loss, last. Defaults to 1.
+    """
+
+    def loss(self, pred: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str,
+             avg_factor: AvgFactor) -> Tensor:
+        """The loss before ``loss_weight``, with autocast disabled."""
+        raise NotImplementedError
+
+    def forward(self,
+                pred: Tensor,
+                target: Tensor,
+                weight: Optional[Tensor] = None,
+                avg_factor: AvgFactor = None,
+                reduction_override: Optional[str] = None) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            pred: Logits ``(N, C)``.
+            target: Integer labels ``(N,)`` with background ``= C``, or targets ``(N, C)``.
+            weight: Per-anchor ``(N,)`` or per-element ``(N, C)`` / ``(N * C,)`` weights.
+                Defaults to None.
+            avg_factor: Divisor of the summed loss for ``reduction='mean'``. Defaults to None.
+            reduction_override: Replaces ``self.reduction`` for this call. Defaults to None.
+
+        Returns:
+            The loss times ``loss_weight``: float32 (float64 for float64 input).
+        """
+        reduction = resolve_reduction(self.reduction, reduction_override)
+        with no_autocast(pred):
+            loss = self.loss(pred, target, weight, reduction, avg_factor)
+        return self.loss_weight * loss
+
+
+class HeatmapLoss(_ReducedLoss):
+    """MMDetection's ``GaussianFocalLoss`` contract (CenterNet heatmaps).
+
+    ``pred`` holds probabilities after sigmoid with classes on dim 1 (``(B, C, H, W)``), or
+    ``(N, C)`` rows with ``pos_inds``; ``target`` is the Gaussian heatmap of ``pred``'s shape
+    (peaks where it equals 1); ``avg_factor`` is the number of peaks. Subclasses implement
+    :meth:`loss`, which receives both in float32 (float64 stays float64).
+
+    Args:
+        reduction: ``'none'``, ``'mean'`` or ``'sum'``. Defaults to ``'mean'``.
+        loss_weight: Multiplier applied to the reduced loss, last. Defaults to 1.
+    """
+
+    def loss(self, pred: Tensor, target: Tensor, pos_inds: Optional[Tensor],
+             pos_labels: Optional[Tensor], weight: Optional[Tensor], reduction: str,
+             avg_factor: AvgFactor) -> Tensor:
+        """The loss before ``loss_weight``, with autocast disabled."""
+        raise NotImplementedError
+
+    def forward(self,
+                pred: Tensor,
+                target: Tensor,
+                pos_inds: Optional[Tensor] = None,
+                pos_labels: Optional[Tensor] = None,
+                weight: Optional[Tensor] = None,
+                avg_factor: AvgFactor = None,
+                reduction_override: Optional[str] = None) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            pred: Probabilities, classes on dim 1: ``(B, C, H, W)``, or ``(N, C)`` with
+                ``pos_inds``.
+            target: Gaussian targets of ``pred``'s shape.
+            pos_inds: Rows of ``pred`` that are positives (peaks are then not read from
+                ``target``); requires ``pos_labels``. Defaults to None.
+            pos_labels: Class of each positive, shape ``(M,)``. Defaults to None.
+            weight: Element-wise weight, broadcastable to ``pred`` (not with ``pos_inds``).
+                Defaults to None.
+            avg_factor: Divisor of the summed loss for ``reduction='mean'``. Defaults to None.
+            reduction_override: Replaces ``self.reduction`` for this call. Defaults to None.
+
+        Returns:
+            The loss times ``loss_weight``: float32 (float64 for float64 input).
+        """
+        reduction = resolve_reduction(self.reduction, reduction_override)
+        if pred.dim() < 2 or target.shape != pred.shape:
+            raise ValueError(f'{type(self).__name__} expects predictions with classes on dim '
+                             f'1 and targets of the same shape, got {tuple(pred.shape)} and '
+                             f'{tuple(target.shape)}')
+        if pos_inds is not None and pos_labels is None:
+            raise ValueError('pos_inds needs pos_labels')
+        if pos_inds is not None and weight is not None:
+            raise ValueError('weight is not supported together with pos_inds (MMDetection '
+                             'ignores it there)')
+        with no_autocast(pred):
+            loss = self.loss(as_float32(pred), as_float32(target), pos_inds, pos_labels,
+                             weight, reduction, avg_factor)
+        return self.loss_weight * loss
