@@ -1,15 +1,20 @@
 #!/usr/bin/env python
 """Train one detector with several losses and seeds on digits-LT and compare AP / APr / APc / APf.
 
-Each run is ``tools/train.py`` on the shipped config ``configs/<detector>/*_<loss>_*digits-lt.py``
+Each run is ``tools/train.py`` on the shipped config ``configs/<detector>/*_<loss>_*<benchmark>.py``
 with ``randomness.seed=<seed>`` (same data, schedule and model; only the loss and the training
-seed change). Finished runs are kept, so an interrupted comparison picks up where it stopped.
-Writes ``results.md`` (mean ± std over seeds), ``results.json`` (every run) and
-``frequency_ap.png`` (a per-frequency AP bar chart) into ``--work-dir``.
+seed change), evaluated once at the end of training on ``--split``: ``val`` to choose settings,
+``test`` for final tables. Finished runs are kept, so an interrupted comparison (or one that
+grows over several sessions) picks up where it stopped. Writes into ``--work-dir``:
+
+* ``results_<split>.md`` / ``.json``: mean ± sample std over seeds of AP, AP50, APr, APc, APf,
+  the minutes per run, and every run's metrics;
+* ``frequency_ap_<split>.png``: AP by frequency group;
+* ``per_class_ap_<split>.png``: each class's AP against its training images, one colour a loss.
 
 Example::
 
-    python tools/compare_losses.py --losses focal cb-focal afl pf efl --seeds 0 1 2
+    python tools/compare_losses.py --losses focal cb-focal afl --seeds 0 1 2 --split test
 """
 import argparse
 import glob
@@ -18,97 +23,200 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import time
+from typing import Dict, List, Optional
 
 from mmengine.logging import MMLogger, print_log
 
-from imbfocal.evaluation.plots import plot_frequency_ap
-from imbfocal.evaluation.runs import final_metrics, markdown_table, summarise
+from imbfocal.evaluation.plots import plot_frequency_ap, plot_per_class_ap
+from imbfocal.evaluation.runs import (
+    final_metrics,
+    markdown_table,
+    mean_std,
+    per_class_ap,
+    summarise,
+)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# benchmark -> (config file suffix, default data root, generator preset, pretrained backbone)
+BENCHMARKS = {
+    'lt100': ('digits-lt100', 'data/digits_lt100', 'lt100', True),
+    'digits-lt': ('digits-lt', 'data/digits_lt', 'default', False),
+}
+# Repeat-factor sampling: LVIS oversamples the classes in fewer than 1e-3 of its ~100k training
+# images (fewer than ~100 images); 0.1 of digits-LT's 1,000 images is the same 100.
+RFS_THRESHOLD = 0.1
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--benchmark', default='lt100', choices=sorted(BENCHMARKS))
     p.add_argument('--detector', default='retinanet', choices=('retinanet', 'fcos', 'centernet'))
     p.add_argument('--losses', nargs='+', default=['focal', 'cb-focal', 'afl', 'pf', 'efl'])
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
-    p.add_argument('--work-dir', default='work_dirs/compare_losses')
-    p.add_argument('--data-root', default='data/digits_lt',
-                   help='digits-LT build (made with tools/make_digits_lt.py if missing)')
+    p.add_argument('--split', default='val', choices=('val', 'test'),
+                   help='evaluated at the end of training: val chooses settings, test reports')
+    p.add_argument('--rfs', action='store_true',
+                   help=f'repeat-factor sampling (ClassBalancedDataset, oversample_thr='
+                   f'{RFS_THRESHOLD})')
+    p.add_argument('--tag', default='',
+                   help='a name for this setting (with --cfg-options), kept apart on disk')
+    p.add_argument('--work-dir', default=None,
+                   help='default: work_dirs/compare_<benchmark>_<detector>')
+    p.add_argument('--data-root', default=None,
+                   help='digits-LT build (made, and its backbone pretrained, if missing)')
     p.add_argument('--cfg-options', nargs='+', default=[],
                    help='passed to every run, as tools/train.py takes them')
     return p.parse_args(argv)
 
 
-def find_config(detector: str, loss: str) -> str:
-    """The shipped digits-LT config of ``detector`` with ``loss``."""
-    matches = glob.glob(osp.join(REPO, 'configs', detector, f'*_{loss}_*digits-lt.py'))
+def find_config(detector: str, loss: str, suffix: str) -> str:
+    """The shipped config of ``detector`` with ``loss`` on the benchmark ``suffix``."""
+    matches = [m for m in glob.glob(osp.join(REPO, 'configs', detector, f'*_{loss}_*.py'))
+               if m.endswith(f'_{suffix}.py')]
     if len(matches) != 1:
         found = sorted(osp.basename(m) for m in glob.glob(
-            osp.join(REPO, 'configs', detector, '*digits-lt.py')))
-        raise SystemExit(f'expected one {detector} digits-LT config for loss {loss!r}, found '
-                         f'{len(matches)}; the digits-LT configs are: {found}')
+            osp.join(REPO, 'configs', detector, f'*_{suffix}.py')))
+        raise SystemExit(f'expected one {detector} {suffix} config for loss {loss!r}, found '
+                         f'{len(matches)}; the {suffix} configs are: {found}')
     return matches[0]
 
 
-def ensure_data(data_root: str) -> None:
-    """Generate the default digits-LT build if ``data_root`` has none."""
+def ensure_data(data_root: str, preset: str, pretrained: bool) -> None:
+    """Generate the build (and pretrain its backbone) if ``data_root`` lacks them."""
     if not osp.isfile(osp.join(data_root, 'meta.json')):
-        subprocess.run([sys.executable, osp.join(REPO, 'tools/make_digits_lt.py'), '--out',
-                        data_root], check=True)
+        subprocess.run([sys.executable, osp.join(REPO, 'tools/make_digits_lt.py'), '--preset',
+                        preset, '--out', data_root], check=True)
+    if pretrained:
+        subprocess.run([sys.executable, osp.join(REPO, 'tools/pretrain_digits_backbone.py'),
+                        '--data-root', data_root], check=True)
 
 
-def train(config: str, work_dir: str, seed: int, data_root: str, cfg_options: list) -> None:
-    """One ``tools/train.py`` run; its log goes to the console and to ``work_dir``."""
+def rfs_config(config: str, run_dir: str) -> str:
+    """A config in ``run_dir`` that is ``config`` with its training set repeat-factor sampled."""
+    path = osp.join(run_dir, 'rfs_' + osp.basename(config))
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(f"_base_ = ['{config}']\n"
+                "train_dataloader = dict(dataset=dict(\n"
+                "    _delete_=True, type='ClassBalancedDataset',\n"
+                f"    oversample_thr={RFS_THRESHOLD},\n"
+                "    dataset={{_base_.train_dataloader.dataset}}))\n")
+    return path
+
+
+def run_options(data_root: str, seed: int, split: str, pretrained: bool) -> List[str]:
+    """The ``--cfg-options`` every run gets: seed, data root, evaluated split, backbone."""
     root = data_root.rstrip('/') + '/'
+    ann = f'annotations/lvis_v1_{split}.json'
     options = [f'randomness.seed={seed}'] + [
-        f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')
-    ] + [f'{split}_evaluator.ann_file={root}annotations/lvis_v1_val.json'
-         for split in ('val', 'test')] + list(cfg_options)
+        f'{loader}_dataloader.dataset.data_root={root}' for loader in ('train', 'val', 'test')
+    ] + [f'val_dataloader.dataset.ann_file={ann}', f'val_evaluator.ann_file={root}{ann}',
+         f'test_evaluator.ann_file={root}{ann}']
+    if pretrained:
+        options.append('model.backbone.init_cfg.checkpoint='
+                       f'{root}pretrained/resnet18_w32_digits.pth')
+    return options
+
+
+def train(config: str, work_dir: str, options: List[str]) -> float:
+    """One ``tools/train.py`` run; returns its minutes (written to ``run_minutes.json``)."""
+    os.makedirs(work_dir, exist_ok=True)
     cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), config, '--work-dir', work_dir,
            '--cfg-options'] + options
+    tic = time.time()
     subprocess.run(cmd, check=True)
+    minutes = (time.time() - tic) / 60
+    with open(osp.join(work_dir, 'run_minutes.json'), 'w', encoding='utf-8') as f:
+        json.dump(dict(minutes=round(minutes, 2), load_average=os.getloadavg()), f)
+    return minutes
+
+
+def run_minutes(work_dir: str) -> Optional[float]:
+    path = osp.join(work_dir, 'run_minutes.json')
+    if not osp.isfile(path):
+        return None
+    with open(path, encoding='utf-8') as f:
+        return json.load(f)['minutes']
+
+
+def train_images_per_class(data_root: str) -> Dict[str, int]:
+    """``{class name: training images}`` from the build's LVIS train annotations."""
+    with open(osp.join(data_root, 'annotations', 'lvis_v1_train.json'), encoding='utf-8') as f:
+        return {c['name']: c['image_count'] for c in json.load(f)['categories']}
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    suffix, default_root, preset, pretrained = BENCHMARKS[args.benchmark]
+    data_root = args.data_root or default_root
+    work_root = args.work_dir or f'work_dirs/compare_{args.benchmark}_{args.detector}'
+    setting = '_'.join(filter(None, ['rfs' if args.rfs else '', args.tag]))
     logger = MMLogger.get_instance('compare_losses', log_level='INFO')
-    ensure_data(args.data_root)
-    runs = {}
+    ensure_data(data_root, preset, pretrained)
+    runs: Dict[str, List[dict]] = {}
+    minutes: Dict[str, List[float]] = {}
     for loss in args.losses:
-        config = find_config(args.detector, loss)
-        runs[loss] = []
+        config = find_config(args.detector, loss, suffix)
+        name = f'{loss}_{setting}' if setting else loss
+        runs[name], minutes[name] = [], []
         for seed in args.seeds:
-            work_dir = osp.join(args.work_dir, loss, f'seed{seed}')
+            work_dir = osp.join(work_root, args.split, name, f'seed{seed}')
             metrics = final_metrics(work_dir)
             if metrics is None:
-                print_log(f'training {osp.basename(config)} with seed {seed} -> {work_dir}',
+                print_log(f'training {osp.basename(config)}{" with RFS" if args.rfs else ""} '
+                          f'with seed {seed}, evaluated on {args.split} -> {work_dir}',
                           logger=logger)
-                train(config, work_dir, seed, args.data_root, args.cfg_options)
+                os.makedirs(work_dir, exist_ok=True)
+                run_config = rfs_config(config, work_dir) if args.rfs else config
+                train(run_config, work_dir,
+                      run_options(data_root, seed, args.split, pretrained) + args.cfg_options)
                 metrics = final_metrics(work_dir)
             else:
                 print_log(f'{work_dir} already has results; kept', logger=logger)
             if metrics is None:
-                raise SystemExit(f'{work_dir}: training finished without validation metrics')
-            runs[loss].append(metrics)
+                raise SystemExit(f'{work_dir}: training finished without evaluation metrics')
+            runs[name].append(metrics)
+            if run_minutes(work_dir) is not None:
+                minutes[name].append(run_minutes(work_dir))
+    write_reports(args, work_root, data_root, runs, minutes, logger)
+    return 0
 
+
+def write_reports(args: argparse.Namespace, work_root: str, data_root: str,
+                  runs: Dict[str, List[dict]], minutes: Dict[str, List[float]],
+                  logger: MMLogger) -> None:
+    """The table, the JSON and the two plots of this comparison (module docstring)."""
+    split = args.split
     summary = summarise(runs)
     table = markdown_table(summary, {loss: len(seeds) for loss, seeds in runs.items()})
-    os.makedirs(args.work_dir, exist_ok=True)
-    with open(osp.join(args.work_dir, 'results.md'), 'w', encoding='utf-8') as f:
-        f.write(f'{args.detector} on digits-LT, seeds {args.seeds} (AP in points, mean ± std)'
-                f'\n\n{table}')
-    with open(osp.join(args.work_dir, 'results.json'), 'w', encoding='utf-8') as f:
-        json.dump(dict(detector=args.detector, seeds=args.seeds, runs=runs,
+    timing = {name: mean_std(values) for name, values in minutes.items() if values}
+    header = (f'{args.detector} on digits-LT {args.benchmark}, {split} split, seeds '
+              f'{args.seeds} (AP in points, mean ± sample std over seeds)')
+    times = ', '.join(f'{name} {m:.1f} ± {s:.1f}' for name, (m, s) in timing.items())
+    os.makedirs(work_root, exist_ok=True)
+    with open(osp.join(work_root, f'results_{split}.md'), 'w', encoding='utf-8') as f:
+        f.write(f'{header}\n\n{table}\nminutes per run (train + evaluation): {times}\n')
+    with open(osp.join(work_root, f'results_{split}.json'), 'w', encoding='utf-8') as f:
+        json.dump(dict(detector=args.detector, benchmark=args.benchmark, split=split,
+                       seeds=args.seeds, rfs=args.rfs, cfg_options=args.cfg_options,
+                       runs=runs, minutes=minutes,
                        summary={k: {m: list(v) for m, v in row.items()}
                                 for k, row in summary.items()}), f, indent=1)
     means = {loss: {key: mean for key, (mean, _) in row.items()} for loss, row in summary.items()}
-    png = plot_frequency_ap(means, osp.join(args.work_dir, 'frequency_ap.png'),
-                            title=f'{args.detector} on digits-LT: AP by class frequency '
-                            f'(mean of {len(args.seeds)} seeds)')
-    print_log(f'\n{table}\nwritten: {args.work_dir}/results.md, results.json, {png}',
-              logger=logger)
-    return 0
+    bars = plot_frequency_ap(means, osp.join(work_root, f'frequency_ap_{split}.png'),
+                             title=f'{args.detector} on digits-LT {args.benchmark} ({split}): '
+                             f'AP by class frequency (mean of {len(args.seeds)} seeds)')
+    per_class = {}
+    for loss, seeds in runs.items():
+        values = [per_class_ap(metrics) for metrics in seeds]
+        classes = set.intersection(*(set(v) for v in values)) if values else set()
+        per_class[loss] = {c: sum(v[c] for v in values) / len(values) for c in classes}
+    points = plot_per_class_ap(per_class, train_images_per_class(data_root),
+                               osp.join(work_root, f'per_class_ap_{split}.png'),
+                               title=f'{args.detector} on digits-LT {args.benchmark} ({split}):'
+                               f' AP per class (mean of {len(args.seeds)} seeds)')
+    print_log(f'\n{header}\n{table}\nminutes per run: {times}\nwritten: {work_root}/results_'
+              f'{split}.md, results_{split}.json, {bars}, {points}', logger=logger)
 
 
 if __name__ == '__main__':

@@ -464,6 +464,23 @@ def _render_instance(digits: Sequence[np.ndarray], side: int,
     return alpha[y0:y1, x0:x1]
 
 
+def render_patch(rng: np.random.Generator, digit: np.ndarray, size: int,
+                 digit_size: Tuple[int, int]) -> np.ndarray:
+    """One digit at a random height in ``digit_size`` and place on a ``size`` x ``size`` patch
+    of cluttered paper (0-2 clutter marks), in the generator's inks: uint8 RGB."""
+    img = _background(rng, size)
+    for _ in range(int(rng.integers(0, 3))):
+        _draw_distractor(img, rng, size, (4, max(6, size // 3)))
+    alpha = _render_instance([digit], int(rng.integers(digit_size[0], digit_size[1] + 1)), rng)
+    alpha = alpha[:size, :size]
+    h, w = alpha.shape
+    x, y = int(rng.integers(0, size - w + 1)), int(rng.integers(0, size - h + 1))
+    color = np.array(_ink_color(rng), dtype=np.float32)
+    a = alpha[..., None] * rng.uniform(0.85, 1.0)
+    img[y:y + h, x:x + w] = img[y:y + h, x:x + w] * (1 - a) + color * a
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
 def render_image(rng: np.random.Generator, instances: Sequence[Instance],
                  digits: np.ndarray, cfg: DigitsLTConfig) -> Tuple[np.ndarray, List[dict]]:
     """Render one image.
@@ -509,7 +526,8 @@ def render_image(rng: np.random.Generator, instances: Sequence[Instance],
 # Writing
 # --------------------------------------------------------------------------------------------
 
-def _load_source_digits() -> Tuple[np.ndarray, np.ndarray]:
+def load_source_digits() -> Tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1,797 handwritten digits: ``(images (1797, 64) float32 0..16, labels)``."""
     try:
         from sklearn.datasets import load_digits
     except ImportError as err:  # pragma: no cover - declared dependency
@@ -672,7 +690,7 @@ def generate_digits_lt(out_dir: str = 'data/digits_lt',
     cfg = cfg or DigitsLTConfig()
     logger = MMLogger.get_current_instance()
     tic = time.time()
-    digits, labels = _load_source_digits()
+    digits, labels = load_source_digits()
     layouts = _split_layouts(cfg, np.random.default_rng(cfg.seed), labels)
     os.makedirs(os.path.join(out_dir, 'annotations'), exist_ok=True)
     stats, coco = {}, {}

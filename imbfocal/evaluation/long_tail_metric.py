@@ -26,8 +26,10 @@ the pooled precision entries); an empty group reports -1, as LVIS does.
 
 Keys (under the prefix ``lvis`` in LVIS mode, ``coco`` in COCO mode, or ``prefix=``):
 ``bbox_mAP, bbox_mAP_50, bbox_mAP_75, bbox_mAP_s, bbox_mAP_m, bbox_mAP_l, bbox_APr, bbox_APc,
-bbox_APf, bbox_AR@<max_dets>``; values are not rounded. A per-class table (group, training
-images, AP, AP50) goes to the MMEngine logger when ``classwise=True``.
+bbox_APf, bbox_AR@<max_dets>``, and with ``classwise=True`` (default) each class's AP as
+``bbox_<class>_precision`` (MMDetection's name), a class without ground truth left out; values
+are not rounded. A per-class table (group, training images, AP, AP50) goes to the MMEngine
+logger when ``classwise=True``.
 
 ``LongTailVOCMetric`` extends MMDetection's ``VOCMetric`` (VOC07 11-point AP at IoU 0.5 by
 default) with ``APr`` / ``APc`` / ``APf``: means of the per-class VOC APs over the classes of
@@ -193,7 +195,7 @@ class LongTailMetric(_FrequencyMixin, CocoMetric):
         train_dataset: COCO mode: config of the training dataset, counted without images.
         frequency_thresholds: ``(rare_max, common_max)`` training image counts.
         max_dets: Detections per image evaluated: default 300 in LVIS mode, 100 in COCO.
-        classwise: Log the per-class AP table.
+        classwise: Log the per-class AP table and return each class's AP.
         format_only: Only write the result json (needs ``outfile_prefix``).
         outfile_prefix: Prefix of the written json files; a temporary folder if None.
         backend_args: MMEngine file backend arguments.
@@ -327,6 +329,9 @@ class LongTailMetric(_FrequencyMixin, CocoMetric):
             ap50 = per_class_coco_ap(coco_eval.eval['precision'], iou_index=0)
             self.log_group_table(classes, groups, {'AP': ap, 'AP50': ap50}, logger,
                                  self._table_counts(gt_api, classes))
+            # MMDetection's CocoMetric names per-class AP this way under classwise=True
+            out.update((f'{metric}_{name}_precision', value)
+                       for name, value in zip(classes, ap) if not np.isnan(value))
         logger.info(f'{metric}_mAP_copypaste: ' +
                     ' '.join(f'{out[f"{metric}_{k}"]:.3f}' for k in
                              ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l', 'APr',

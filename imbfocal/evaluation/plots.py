@@ -1,4 +1,4 @@
-"""Grouped bar chart of AP by frequency group (AP, APr, APc, APf) for several runs.
+"""Plots of long-tail results: AP by frequency group, and per-class AP against training count.
 
 Drawn with matplotlib's Agg renderer through ``matplotlib.figure.Figure`` (no pyplot, so no
 display is needed and the caller's matplotlib backend is left alone).
@@ -82,11 +82,65 @@ def frequency_results(metrics: Mapping[str, float], prefix: str = '') -> Dict[st
         prefix: The part before ``mAP`` / ``APr``, e.g. ``'lvis/bbox_'``; found if empty.
 
     Returns:
-        ``{'AP': .., 'APr': .., 'APc': .., 'APf': ..}`` for the keys present.
+        ``{'AP': .., 'AP50': .., 'APr': .., 'APc': .., 'APf': ..}`` for the keys present.
     """
     if not prefix:
         found = [k[:-len('mAP')] for k in metrics if k.endswith('mAP')]
         prefix = found[0] if found else ''
-    names = {'AP': 'mAP', 'APr': 'APr', 'APc': 'APc', 'APf': 'APf'}
+    names = {'AP': 'mAP', 'AP50': 'mAP_50', 'APr': 'APr', 'APc': 'APc', 'APf': 'APf'}
     return {short: float(metrics[prefix + key]) for short, key in names.items()
             if prefix + key in metrics}
+
+
+def plot_per_class_ap(per_class: Mapping[str, Mapping[str, float]],
+                      train_images: Mapping[str, int], out_png: str,
+                      title: str = 'AP per class against training images',
+                      groups: Sequence[int] = (10, 100)) -> str:
+    """One point per class and run: AP against the class's number of training images.
+
+    A trend line per run (the running mean over the classes sorted by training images) makes
+    the long tail's slope visible; dashed lines mark the rare / common / frequent bounds.
+
+    Args:
+        per_class: ``{run name: {class name: AP}}``; classes missing from ``train_images``
+            are left out.
+        train_images: ``{class name: training images}``.
+        out_png: Output path; parent folders are created.
+        title: Figure title.
+        groups: Image counts bounding the rare and common groups (LVIS: 10, 100).
+
+    Returns:
+        ``out_png``.
+
+    Raises:
+        ValueError: If ``per_class`` is empty.
+    """
+    if not per_class:
+        raise ValueError('plot_per_class_ap needs at least one run in per_class')
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(8.0, 4.5))
+    ax = fig.subplots()
+    for i, (name, aps) in enumerate(per_class.items()):
+        classes = sorted((c for c in aps if c in train_images), key=lambda c: train_images[c])
+        x = np.array([train_images[c] for c in classes], dtype=float)
+        y = np.array([aps[c] for c in classes], dtype=float)
+        color = f'C{i % 10}'
+        jitter = 1 + 0.06 * (i - (len(per_class) - 1) / 2)  # runs side by side on log x
+        ax.scatter(x * jitter, y, s=10, alpha=0.55, color=color, label=name)
+        if len(y) >= 3:
+            window = max(3, len(y) // 8)
+            trend = np.convolve(y, np.ones(window) / window, mode='valid')
+            centre = np.convolve(x, np.ones(window) / window, mode='valid')
+            ax.plot(centre, trend, color=color, linewidth=1.5)
+    for bound in groups:
+        ax.axvline(bound + 0.5, color='0.6', linestyle='--', linewidth=0.8)
+    ax.set_xscale('log')
+    ax.set_xlabel('training images of the class')
+    ax.set_ylabel('AP')
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(fontsize='small', ncol=min(len(per_class), 4), loc='lower right')
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
+    fig.savefig(out_png, dpi=120)
+    return out_png

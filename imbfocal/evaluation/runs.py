@@ -7,7 +7,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .plots import frequency_results
 
-SUMMARY_KEYS = ('AP', 'APr', 'APc', 'APf')
+SUMMARY_KEYS = ('AP', 'AP50', 'APr', 'APc', 'APf')
 
 
 def final_metrics(work_dir: str) -> Optional[Dict[str, float]]:
@@ -32,6 +32,16 @@ def final_metrics(work_dir: str) -> Optional[Dict[str, float]]:
         if validations:
             return validations[-1]
     return None
+
+
+def per_class_ap(metrics: Mapping[str, float]) -> Dict[str, float]:
+    """``{class name: AP}`` from the ``<prefix>bbox_<class>_precision`` entries of a metric
+    dict (``LongTailMetric`` with ``classwise=True``, as MMDetection's ``CocoMetric``)."""
+    out = {}
+    for key, value in metrics.items():
+        if key.endswith('_precision') and 'bbox_' in key:
+            out[key.rsplit('bbox_', 1)[1][:-len('_precision')]] = float(value)
+    return out
 
 
 def mean_std(values: Sequence[float]) -> Tuple[float, float]:

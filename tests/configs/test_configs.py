@@ -33,7 +33,8 @@ CONFIGS = sorted(path for path in CONFIG_ROOT.rglob('*.py') if '_base_' not in p
 MMDET_CONFIGS = Path(mmdet.__file__).parent / '.mim' / 'configs'
 CONFIG_IDS = [str(path.relative_to(CONFIG_ROOT)) for path in CONFIGS]
 
-DATASET_CLASSES = {'coco': 80, 'lvis-v1': 1203, 'voc0712': 20, 'digits-lt': 10}
+DATASET_CLASSES = {'coco': 80, 'lvis-v1': 1203, 'voc0712': 20, 'digits-lt': 10,
+                   'digits-lt100': 100}
 SIGMOID_LOSSES = {
     'focal': 'FocalLoss',
     'cb-focal': 'ClassBalancedFocalLoss',
@@ -164,6 +165,14 @@ def test_config_contract(path: Path):
     if dataset in ('lvis-v1', 'digits-lt'):
         assert evaluator.type == 'LongTailMetric'
         assert evaluator.ann_file.endswith('lvis_v1_val.json')
+    if dataset == 'digits-lt100':  # settings chosen on val, tables from test
+        assert cfg.val_evaluator.type == evaluator.type == 'LongTailMetric'
+        assert cfg.val_evaluator.ann_file.endswith('digits_lt100/annotations/lvis_v1_val.json')
+        assert evaluator.ann_file.endswith('digits_lt100/annotations/lvis_v1_test.json')
+        assert cfg.test_dataloader.dataset.ann_file == 'annotations/lvis_v1_test.json'
+        assert cfg.model.backbone.init_cfg == dict(
+            type='Pretrained', checkpoint='data/digits_lt100/pretrained/resnet18_w32_digits.pth')
+        assert cfg.train_cfg.type == 'IterBasedTrainLoop' and cfg.train_cfg.max_iters == 800
     if dataset == 'voc0712':
         assert evaluator.type == 'VOCMetric'
     if dataset == 'digits-lt':
@@ -190,22 +199,28 @@ def test_config_trains_and_predicts(path: Path):
     train_and_predict(cfg, model)
 
 
-DIGITS_CONFIGS = [path for path in CONFIGS if path.stem.endswith('_digits-lt')]
+DIGITS_CONFIGS = [path for path in CONFIGS if path.stem.endswith(('_digits-lt', '_digits-lt100'))]
 
 
 @pytest.mark.parametrize(
     'path', DIGITS_CONFIGS, ids=[str(path.relative_to(CONFIG_ROOT)) for path in DIGITS_CONFIGS])
-def test_digits_lt_config_on_real_data(path: Path, digits_lt_options):
+def test_digits_lt_config_on_real_data(path: Path, request):
     """The digits-LT configs as shipped (no shrinking) on a tiny digits-LT build: their
-    datasets and pipelines feed one training step; the whole val split is predicted and
-    scored by the config's evaluator (APr/APc/APf reported)."""
+    datasets and pipelines feed one training step (lt100: from the pretrained backbone they
+    load); the whole val split is predicted and scored by the config's evaluator (APr/APc/APf
+    reported)."""
     cfg = load_config(path)
     _skip_if_imbfocal_types_missing(cfg)
-    cfg.merge_from_dict(digits_lt_options())
+    lt100 = path.stem.endswith('_digits-lt100')
+    options = request.getfixturevalue('digits_lt100_options' if lt100 else 'digits_lt_options')
+    cfg.merge_from_dict(options())
     set_class_counts(cfg.model)  # ClassCountsHook's job in a run
     train_set = DATASETS.build(cfg.train_dataloader.dataset)
     val_set = DATASETS.build(cfg.val_dataloader.dataset)
     model = build_detector(cfg)
+    if lt100:  # the backbone starts from the pretrained digit classifier
+        state = torch.load(cfg.model.backbone.init_cfg.checkpoint, weights_only=True)
+        torch.testing.assert_close(model.backbone.conv1.weight, state['state_dict']['conv1.weight'])
     with one_thread():
         optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
         model.train()

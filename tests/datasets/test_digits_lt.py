@@ -214,3 +214,111 @@ def test_foreign_files_are_never_deleted(tmp_path):
     with pytest.raises(FileExistsError, match='did not write'):
         generate_digits_lt(str(tmp_path), DigitsLTConfig(**SMALL))
     assert (tmp_path / 'train' / 'mine.jpg').read_bytes() == b'x'
+
+
+# --- lt100: two-digit classes, three splits ----------------------------------------------------
+
+# The lt100 preset's shape at a size that builds in seconds: 100 classes from 30 images down to
+# 1, balanced val and test.
+SMALL_LT100 = dict(image_size=96, train_images=120, val_images=40, test_images=40,
+                   max_class_images=30, imbalance_factor=30.0, val_class_images=2,
+                   test_class_images=2, min_digits=2, max_digits=8, digit_size=(12, 20),
+                   digits_per_object=2, class_order='shuffled')
+
+
+@pytest.fixture(scope='module')
+def small_lt100(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('lt100') / 'a')
+    return out, generate_digits_lt(out, DigitsLTConfig(seed=0, **SMALL_LT100))
+
+
+def test_lt100_classes_are_two_digit_numbers(small_lt100):
+    out, meta = small_lt100
+    assert meta['classes'] == [f'{k:02d}' for k in range(100)]
+    for split in ('train', 'val', 'test'):
+        lvis = load(out, f'lvis_v1_{split}.json')
+        assert [c['name'] for c in lvis['categories']] == meta['classes']
+        assert lvis['categories'][37]['synonyms'] == ['37', 'three seven']
+        assert all(c['supercategory'] == 'number'
+                   for c in load(out, f'instances_{split}.json')['categories'])
+
+
+def test_lt100_same_seed_same_files(small_lt100, tmp_path):
+    out, _ = small_lt100
+    again = str(tmp_path / 'again')
+    generate_digits_lt(again, DigitsLTConfig(seed=0, **SMALL_LT100))
+    for rel in ('annotations/lvis_v1_train.json', 'annotations/instances_test.json',
+                'train/000001.png', 'test/000003.png', 'val/000002.png'):
+        assert filecmp.cmp(os.path.join(out, rel), os.path.join(again, rel), shallow=False)
+
+
+def test_lt100_source_digits_disjoint_across_three_splits(small_lt100):
+    _, meta = small_lt100
+    sources = {s: set(meta[s]['source_indices']) for s in ('train', 'val', 'test')}
+    assert all(sources.values())
+    assert not sources['train'] & sources['val'] and not sources['train'] & sources['test']
+    assert not sources['val'] & sources['test']
+    # every digit of every split is drawn from that split's own samples: train 60% of each
+    # digit's ~180 samples, val and test 20% each
+    assert 1000 < len(sources['train']) and 300 < len(sources['val']) < 400
+
+
+def test_lt100_long_tail_balanced_splits_and_lvis_bins(small_lt100):
+    out, meta = small_lt100
+    train = load(out, 'lvis_v1_train.json')
+    counts = sorted((c['image_count'] for c in train['categories']), reverse=True)
+    assert counts == long_tail_counts(30, 30.0, 100)  # shuffled over classes, same profile
+    for cat in train['categories']:
+        n = cat['image_count']
+        assert cat['frequency'] == ('r' if n <= 10 else 'c' if n <= 100 else 'f')
+    for split in ('val', 'test'):
+        imgs, _ = per_class_stats(load(out, f'instances_{split}.json'))
+        assert sorted(imgs) == list(range(1, 101)) and set(imgs.values()) == {2}
+    # the shuffled order puts neither all '9x' nor all 'x9' numbers at the tail
+    rank = meta['frequency_rank']
+    assert {name[0] for name in rank[-20:]} != {'9'} and len({n[1] for n in rank[-20:]}) > 3
+
+
+def test_lt100_preset_has_the_benchmark_shape():
+    """The shipped preset: >= 25 rare, 30 common, 20 frequent classes by LVIS's rule."""
+    from imbfocal.evaluation.frequency import frequency_group
+    cfg = DigitsLTConfig.from_preset('lt100')
+    counts = train_class_image_counts(cfg)
+    groups = [frequency_group(n) for n in counts]
+    assert (groups.count('r'), groups.count('c'), groups.count('f')) == (33, 45, 22)
+    assert cfg.splits == ('train', 'val', 'test') and cfg.num_classes == 100
+
+
+def test_lt100_objects_are_boxed_around_both_digits(small_lt100):
+    out, _ = small_lt100
+    ann = load(out, 'instances_train.json')
+    widths = [a['bbox'][2] for a in ann['annotations']]
+    heights = [a['bbox'][3] for a in ann['annotations']]
+    # two digits side by side: wider on average than one digit (about 0.6 of its height)
+    assert sum(widths) / len(widths) > 0.9 * sum(heights) / len(heights)
+
+
+def test_backbone_pretraining_writes_weights_the_configs_load(small_lt100, tmp_path):
+    import shutil
+
+    import torch
+    from mmdet.models.backbones import ResNet
+
+    from imbfocal.datasets.digits_pretraining import (
+        CHECKPOINT,
+        PretrainConfig,
+        is_pretrained,
+        pretrain_backbone,
+    )
+    out, _ = small_lt100
+    root = str(tmp_path / 'copy')
+    shutil.copytree(out, root)
+    cfg = PretrainConfig(patches=256, epochs=1, batch_size=64)
+    assert not is_pretrained(root, cfg)
+    meta = pretrain_backbone(root, cfg)
+    assert is_pretrained(root, cfg) and not is_pretrained(root, PretrainConfig())
+    assert 0 <= meta['val_digit_accuracy'] <= 1
+    state = torch.load(os.path.join(root, 'pretrained', CHECKPOINT), weights_only=True)
+    ResNet(depth=18, base_channels=32).load_state_dict(state['state_dict'])
+    with pytest.raises(FileNotFoundError, match='make_digits_lt'):
+        pretrain_backbone(str(tmp_path / 'nothing'), cfg)

@@ -24,4 +24,4 @@ def test_plot_frequency_ap_needs_results(tmp_path):
 def test_frequency_results_picks_metric_keys():
     metrics = {'lvis/bbox_mAP': 0.3, 'lvis/bbox_APr': 0.1, 'lvis/bbox_APc': 0.2,
                'lvis/bbox_APf': 0.4, 'lvis/bbox_mAP_50': 0.5}
-    assert frequency_results(metrics) == dict(AP=0.3, APr=0.1, APc=0.2, APf=0.4)
+    assert frequency_results(metrics) == dict(AP=0.3, AP50=0.5, APr=0.1, APc=0.2, APf=0.4)

@@ -1,0 +1,4 @@
+# The focal loss baseline with the class-balanced focal loss;
+# settings in ../_base_/losses/cb-focal.py.
+_base_ = ['./fcos_r18_fpn_gn-head_focal_800it_digits-lt100.py', '../_base_/losses/cb-focal.py']
+model = dict(bbox_head=dict(loss_cls={{_base_.loss_cls}}))

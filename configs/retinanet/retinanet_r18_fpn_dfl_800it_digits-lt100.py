@@ -1,0 +1,4 @@
+# The focal loss baseline with the Dual Focal Loss;
+# settings in ../_base_/losses/dfl.py.
+_base_ = ['./retinanet_r18_fpn_focal_800it_digits-lt100.py', '../_base_/losses/dfl.py']
+model = dict(bbox_head=dict(loss_cls={{_base_.loss_cls}}))
