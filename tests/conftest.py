@@ -56,7 +56,7 @@ def tiny_digits_lt100(tmp_path_factory) -> str:
     from imbfocal.datasets.digits_pretraining import PretrainConfig, pretrain_backbone
     root = str(tmp_path_factory.mktemp('digits_lt100'))
     generate_digits_lt(root, DigitsLTConfig(
-        image_size=64, train_images=40, val_images=20, test_images=20, max_class_images=8,
+        image_size=64, train_images=60, val_images=20, test_images=20, max_class_images=8,
         imbalance_factor=8, val_class_images=1, test_class_images=1, min_digits=2,
         max_digits=8, digit_size=(10, 14), digits_per_object=2, class_order='shuffled'))
     pretrain_backbone(root, PretrainConfig(patches=128, epochs=1, batch_size=64))

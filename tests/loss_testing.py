@@ -100,12 +100,16 @@ def focal_terms_catalogue(num_classes: int) -> Dict[str, FocalTerms]:
         'focal_gamma3': FocalTerms(gamma=3.0),
         'focal_gamma2.5': FocalTerms(gamma=2.5, alpha=0.6),
         'cb': FocalTerms(weight_by_label=a_y),
+        'cb_positive': FocalTerms(positive_weight=a_y[:-1] * 2),
+        'cb_column': FocalTerms(class_weight=a_y[:-1]),
         'afl': FocalTerms(weight_by_label=a_y, lam=0.8),
+        'afl_positive': FocalTerms(positive_weight=a_y[:-1], lam=0.8),
         'dfl': FocalTerms(alpha=-1, nu=0.1, beta=1.0, rho=1.0),
         'dfl_rho': FocalTerms(gamma=3.0, alpha=-1, nu=0.3, beta=0.5, rho=0.25),
         'efl': FocalTerms(gamma=gamma_j, class_weight=gamma_j / 2),
         'everything': FocalTerms(gamma=gamma_j, alpha=0.3, nu=0.2, beta=0.4, rho=0.5, lam=1.5,
-                                 class_weight=gamma_j / 2, weight_by_label=a_y),
+                                 class_weight=gamma_j / 2, weight_by_label=a_y,
+                                 positive_weight=a_y[:-1] + 1),
     }
 
 

@@ -66,12 +66,13 @@ def _power(p, log_p, gamma, GAMMA_INT: tl.constexpr):
 
 @triton.jit
 def _focal_tile(x, y, t, rows64, cols, row_in, col_in, inside, weight_ptr, class_weight_ptr,
-                weight_by_label_ptr, gamma_ptr, n_cols, stride_un, stride_uc,
-                gamma, alpha_p, alpha_n, nu, beta, rho, lam,
+                weight_by_label_ptr, positive_weight_ptr, gamma_ptr, n_cols, stride_un,
+                stride_uc, gamma, alpha_p, alpha_n, nu, beta, rho, lam,
                 GAMMA_INT: tl.constexpr, GAMMA_PER_CLASS: tl.constexpr,
                 HAS_WEIGHT: tl.constexpr, HAS_CLASS_WEIGHT: tl.constexpr,
-                HAS_WEIGHT_BY_LABEL: tl.constexpr, HAS_NU: tl.constexpr, HAS_BETA: tl.constexpr,
-                HAS_LAM: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
+                HAS_WEIGHT_BY_LABEL: tl.constexpr, HAS_POSITIVE_WEIGHT: tl.constexpr,
+                HAS_NU: tl.constexpr, HAS_BETA: tl.constexpr, HAS_LAM: tl.constexpr,
+                BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
     """A tile's ``L = u A_s(c L0)`` and ``|dL/dx| = u c dL0/ds A_s'`` (sign not applied)."""
     s = tl.where(t, -x, x)
     p, q, e = sigmoid_pair(s)
@@ -98,6 +99,9 @@ def _focal_tile(x, y, t, rows64, cols, row_in, col_in, inside, weight_ptr, class
     if HAS_WEIGHT_BY_LABEL:
         y_index = tl.where((y >= 0) & (y < n_cols), y, n_cols)
         c = c * tl.load(weight_by_label_ptr + y_index, mask=row_in, other=0.0)[:, None]
+    if HAS_POSITIVE_WEIGHT:
+        v = tl.load(positive_weight_ptr + cols, mask=col_in, other=0.0)[None, :]
+        c = c * tl.where(t, v, 1.0)
     loss = c * loss
     grad = c * grad
     if HAS_LAM:
@@ -113,14 +117,15 @@ def _focal_tile(x, y, t, rows64, cols, row_in, col_in, inside, weight_ptr, class
 
 
 @triton.jit
-def _focal_kernel(x_ptr, labels_ptr, weight_ptr, class_weight_ptr, weight_by_label_ptr, gamma_ptr,
-                  inv_div_ptr, grad_ptr, loss_ptr, stats_ptr,
+def _focal_kernel(x_ptr, labels_ptr, weight_ptr, class_weight_ptr, weight_by_label_ptr,
+                  positive_weight_ptr, gamma_ptr, inv_div_ptr, grad_ptr, loss_ptr, stats_ptr,
                   n_rows, n_cols, stride_xn, stride_xc, stride_un, stride_uc,
                   gamma, alpha_p, alpha_n, nu, beta, rho, lam, inv_div,
                   GAMMA_INT: tl.constexpr, GAMMA_PER_CLASS: tl.constexpr,
                   HAS_WEIGHT: tl.constexpr, HAS_CLASS_WEIGHT: tl.constexpr,
-                  HAS_WEIGHT_BY_LABEL: tl.constexpr, HAS_NU: tl.constexpr,
-                  HAS_BETA: tl.constexpr, HAS_LAM: tl.constexpr, DIV_FROM_PTR: tl.constexpr,
+                  HAS_WEIGHT_BY_LABEL: tl.constexpr, HAS_POSITIVE_WEIGHT: tl.constexpr,
+                  HAS_NU: tl.constexpr, HAS_BETA: tl.constexpr, HAS_LAM: tl.constexpr,
+                  DIV_FROM_PTR: tl.constexpr,
                   NEED_GRAD: tl.constexpr, DENSE_LOSS: tl.constexpr, NEED_STATS: tl.constexpr,
                   BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, ROW_TILES: tl.constexpr):
     if DIV_FROM_PTR:
@@ -136,9 +141,10 @@ def _focal_kernel(x_ptr, labels_ptr, weight_ptr, class_weight_ptr, weight_by_lab
             stride_xc, BLOCK_N, BLOCK_C)
         loss, grad = _focal_tile(
             x, y, t, rows64, cols, row_in, col_in, inside, weight_ptr, class_weight_ptr,
-            weight_by_label_ptr, gamma_ptr, n_cols, stride_un, stride_uc, gamma, alpha_p,
-            alpha_n, nu, beta, rho, lam, GAMMA_INT, GAMMA_PER_CLASS, HAS_WEIGHT,
-            HAS_CLASS_WEIGHT, HAS_WEIGHT_BY_LABEL, HAS_NU, HAS_BETA, HAS_LAM, BLOCK_N, BLOCK_C)
+            weight_by_label_ptr, positive_weight_ptr, gamma_ptr, n_cols, stride_un, stride_uc,
+            gamma, alpha_p, alpha_n, nu, beta, rho, lam, GAMMA_INT, GAMMA_PER_CLASS, HAS_WEIGHT,
+            HAS_CLASS_WEIGHT, HAS_WEIGHT_BY_LABEL, HAS_POSITIVE_WEIGHT, HAS_NU, HAS_BETA,
+            HAS_LAM, BLOCK_N, BLOCK_C)
         if NEED_STATS:
             magnitude = tl.where(inside, tl.abs(grad), 0.0)
             pos_stats += tl.sum(tl.where(t, magnitude, 0.0), axis=0)
@@ -192,7 +198,8 @@ def focal_forward(x: Tensor,
                   rho: float = 1.0,
                   lam: float = 0.0,
                   class_weight: Optional[Tensor] = None,
-                  weight_by_label: Optional[Tensor] = None) -> KernelForward:
+                  weight_by_label: Optional[Tensor] = None,
+                  positive_weight: Optional[Tensor] = None) -> KernelForward:
     """Loss, ``dL/dx`` and gradient statistics of the focal family in one kernel launch.
 
     Args:
@@ -211,6 +218,8 @@ def focal_forward(x: Tensor,
         class_weight: Per-class ``w_c`` ``(C,)``, or None. Defaults to None.
         weight_by_label: ``a_y`` ``(C + 1,)`` indexed by the anchor's label (background
             last), or None. Defaults to None.
+        positive_weight: Per-class ``v_c`` ``(C,)`` of the ``t = 1`` elements only, or None.
+            Defaults to None.
 
     Returns:
         The loss, the gradient (or None) and the statistics (or None).
@@ -243,7 +252,7 @@ def focal_forward(x: Tensor,
     if n and num_classes:
         _focal_kernel[grid](
             x, labels, _or(weight, dummy), _or(on_device(class_weight), dummy),
-            _or(on_device(weight_by_label), dummy),
+            _or(on_device(weight_by_label), dummy), _or(on_device(positive_weight), dummy),
             _or(on_device(gamma) if per_class_gamma else None, dummy),
             inv_div if div_from_ptr else dummy, _or(grad, dummy), loss, _or(stats, dummy),
             n, num_classes, x.stride(0), x.stride(1), stride_un, stride_uc,
@@ -252,7 +261,8 @@ def focal_forward(x: Tensor,
             0.0 if div_from_ptr else float(inv_div),
             GAMMA_INT=gamma_int, GAMMA_PER_CLASS=per_class_gamma,
             HAS_WEIGHT=weight is not None, HAS_CLASS_WEIGHT=class_weight is not None,
-            HAS_WEIGHT_BY_LABEL=weight_by_label is not None, HAS_NU=bool(nu),
+            HAS_WEIGHT_BY_LABEL=weight_by_label is not None,
+            HAS_POSITIVE_WEIGHT=positive_weight is not None, HAS_NU=bool(nu),
             HAS_BETA=bool(beta), HAS_LAM=bool(lam), DIV_FROM_PTR=div_from_ptr,
             NEED_GRAD=need_grad, DENSE_LOSS=dense, NEED_STATS=need_stats,
             BLOCK_N=shape.block_n, BLOCK_C=shape.block_c, ROW_TILES=shape.row_tiles,

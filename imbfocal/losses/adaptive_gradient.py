@@ -7,7 +7,9 @@ Adaptive Gradient Function ... designed to mitigate the impact of large gradient
 early stages of training". This project's reconstruction (NOT the authors' formula)::
 
     A_s(L) = log(1 + lam_s * L) / lam_s        (the identity when lam_s = 0)
-    lam_s  = lam0 * (1 - s),    s = min(1, iter / agf_iters)
+    lam_s  = lam0 * (1 - s),    s = min(1, iter / T)
+
+with ``T`` a fixed number of iterations, or a fraction of the run's iterations.
 
 applied element-wise; ``dA_s/dL = 1 / (1 + lam_s * L)`` damps the largest per-element losses
 early in training and fades to 1 as ``s`` reaches 1. The fast paths compute ``A_s`` fused
@@ -36,9 +38,12 @@ def adaptive_gradient_function(loss: Tensor, lam_s: Union[float, Tensor]) -> Ten
     return torch.where(lam_s > 0, torch.log1p(lam_safe * loss) / lam_safe, loss)
 
 
-def damping_strength(lam0: float, iteration: int, agf_iters: int) -> float:
-    """``lam_s = lam0 * (1 - s)`` with ``s = min(1, iteration / agf_iters)`` (1 if 0 iters)."""
-    progress = 1.0 if agf_iters == 0 else min(1.0, iteration / agf_iters)
+def damping_strength(lam0: float, iteration: int, horizon: Optional[int]) -> float:
+    """``lam_s = lam0 * (1 - s)`` with ``s = min(1, iteration / horizon)``; ``s = 1`` for a
+    horizon of 0, ``s = 0`` for an unknown (None) horizon."""
+    if horizon is None:
+        return lam0
+    progress = 1.0 if horizon == 0 else min(1.0, iteration / horizon)
     return lam0 * (1 - progress)
 
 
@@ -53,3 +58,11 @@ def running_train_iter() -> Optional[int]:
     if hub.get_info('loop_stage') != 'train':
         return None
     return hub.get_info('iter')
+
+
+def running_max_iters() -> Optional[int]:
+    """The run's total iterations while an MMEngine train loop is running, else None."""
+    hub = MessageHub.get_current_instance()
+    if hub.get_info('loop_stage') != 'train':
+        return None
+    return hub.get_info('max_iters')

@@ -1,14 +1,24 @@
 """Class-balanced focal loss for sigmoid heads and CenterNet heatmaps.
 
 Cui et al., "Class-Balanced Loss Based on Effective Number of Samples", CVPR 2019,
-https://arxiv.org/abs/1901.05555, applied to the focal loss of Lin et al. (ICCV 2017,
-https://arxiv.org/abs/1708.02002)::
+https://arxiv.org/abs/1901.05555, applied to the focal loss ``FL`` of Lin et al. (ICCV 2017,
+https://arxiv.org/abs/1708.02002), with the effective number ``E_c = (1 - beta^n_c) /
+(1 - beta)`` and ``w_c`` proportional to ``1 / E_c``. Three ways to apply ``w_c``
+(``weighting``), in terms of the focal family (:mod:`.focal_family`):
 
-    E_c   = (1 - beta^n_c) / (1 - beta),    w_c = 1 / E_c rescaled to mean 1 over the classes
-    CB_ic = w_{y_i} * alpha_t * (1 - p_t)^gamma * l_ic
+=========== ===================================================== ==========================
+weighting   loss                                                  FocalTerms
+=========== ===================================================== ==========================
+positive    ``w_c FL_ic`` on the positive element (``c = y_i``),  ``positive_weight=w_c``
+            ``FL_ic`` elsewhere (detection form, default)
+column      ``w_c FL_ic`` for every element of class ``c``        ``class_weight=w_c``
+row         ``w_{y_i} FL_ic`` for every element of anchor ``i``,  ``weight_by_label=[w_c,
+            ``bg_weight`` for background (Cui et al.)              bg_weight]``
+=========== ===================================================== ==========================
 
-In terms of the focal family (:mod:`.focal_family`): ``FocalTerms(gamma, alpha,
-weight_by_label=[w_0 .. w_{C-1}, bg_weight])``.
+For ``'positive'`` and ``'column'`` the weights have mean 1 over the training instances
+(``sum_c n_c w_c = sum_c n_c``, the positive mass of focal loss), then are clipped at
+``max_weight``; for ``'row'`` they have mean 1 over the classes, as in the paper.
 """
 from typing import Optional
 
@@ -21,18 +31,24 @@ from ..registry import register
 from .adaptive_gradient import adaptive_gradient_function
 from .contract import AvgFactor, HeatmapLoss, reduce_loss
 from .focal_family import FocalFamilyLoss, FocalTerms
+from .state_logging import log_class_weights
 
 
-def class_balanced_weights(counts: Tensor, beta: float) -> Tensor:
+def class_balanced_weights(counts: Tensor, beta: float, mean_over: str = 'classes',
+                           max_weight: Optional[float] = None) -> Tensor:
     """Class weights from the effective number of samples.
 
-    ``E_c = (1 - beta ** n_c) / (1 - beta)``, ``w_c = 1 / E_c`` rescaled so that the mean of
-    ``w_c`` over the ``C`` classes is 1. ``n_c = 0`` counts as 1. ``beta = 0`` gives ``w_c = 1``
-    for every class; ``beta -> 1`` approaches inverse class frequency.
+    ``E_c = (1 - beta ** n_c) / (1 - beta)``, ``w_c = 1 / E_c`` rescaled so that its mean over
+    the ``C`` classes (``mean_over='classes'``) or over the training instances
+    (``'instances'``: ``sum_c n_c w_c = sum_c n_c``) is 1, then clipped at ``max_weight``.
+    ``n_c = 0`` counts as 1. ``beta = 0`` gives ``w_c = 1`` for every class; ``beta -> 1``
+    approaches inverse class frequency.
 
     Args:
         counts: Per-class counts ``n_c``, shape ``(C,)``.
         beta: Hyper-parameter in ``[0, 1)``.
+        mean_over: ``'classes'`` or ``'instances'``. Defaults to ``'classes'``.
+        max_weight: Upper bound of ``w_c`` after the rescaling, or None. Defaults to None.
 
     Returns:
         ``w_c`` of shape ``(C,)`` in float64.
@@ -45,7 +61,13 @@ def class_balanced_weights(counts: Tensor, beta: float) -> Tensor:
     log_beta = torch.tensor(beta, dtype=torch.float64, device=n_c.device).log()
     E_c = -torch.expm1(n_c * log_beta) / (1 - beta)
     w_c = 1 / E_c
-    return w_c / w_c.mean()
+    if mean_over == 'classes':
+        w_c = w_c / w_c.mean()
+    elif mean_over == 'instances':
+        w_c = w_c * n_c.sum() / (n_c * w_c).sum()
+    else:
+        raise ValueError(f"mean_over must be 'classes' or 'instances', got {mean_over!r}")
+    return w_c if max_weight is None else w_c.clamp(max=max_weight)
 
 
 def weights_by_label(w_c: Tensor, bg_weight: float = 1.0) -> Tensor:
@@ -57,12 +79,15 @@ def weights_by_label(w_c: Tensor, bg_weight: float = 1.0) -> Tensor:
 class ClassBalancedFocalLoss(ClassCountsMixin, FocalFamilyLoss):
     """Class-balanced sigmoid focal loss (Cui et al. 2019, https://arxiv.org/abs/1901.05555).
 
-    ``CB_ic = w_{y_i} * alpha_t * (1 - p_t) ** gamma * BCE(x_ic, t_ic)`` with
-    ``E_c = (1 - beta ** n_c) / (1 - beta)`` and ``w_c = 1 / E_c`` rescaled to mean 1 over the
-    classes (``n_c = 0`` counts as 1, with a warning). Background anchors are weighted by
-    ``bg_weight``. For one-hot / soft targets, an anchor's class ``y_i`` is the argmax of its
-    row if the row has a positive entry, else background. With equal counts (or ``beta = 0``)
-    this is MMDetection's ``FocalLoss``.
+    Focal loss with each class's weight ``w_c`` (``E_c = (1 - beta ** n_c) / (1 - beta)``,
+    ``w_c`` proportional to ``1 / E_c``; ``n_c = 0`` counts as 1, with a warning) applied as
+    ``weighting`` says (module docstring): on the positive element of the ground-truth class
+    (``'positive'``, default), on every element of class ``c`` (``'column'``), or on every
+    element of an anchor of class ``y_i`` with ``bg_weight`` for background (``'row'``, the
+    paper's form). For one-hot / soft targets, ``'row'`` takes an anchor's class from the
+    argmax of a row with a positive entry, and ``'positive'`` weighs an element by
+    ``t * w_c + (1 - t)``. With equal counts (or ``beta = 0`` and ``'row'``) this is
+    MMDetection's ``FocalLoss``.
 
     Args:
         use_sigmoid: Must be True (heads read it); this is a sigmoid loss. Defaults to True.
@@ -70,21 +95,29 @@ class ClassBalancedFocalLoss(ClassCountsMixin, FocalFamilyLoss):
         alpha: Weight of positives in ``alpha_t``; a negative value disables ``alpha_t``.
             Defaults to 0.25.
         beta: Effective-number hyper-parameter in ``[0, 1)``. Defaults to 0.999.
+        weighting: ``'positive'``, ``'column'`` or ``'row'``. Defaults to ``'positive'``.
+        max_weight: Upper bound of ``w_c``. Defaults to None: 10 for ``'positive'`` and
+            ``'column'`` (whose weights have mean 1 over the training instances), no bound for
+            ``'row'``.
         class_counts: Per-class training counts: a list of ints, a COCO/LVIS annotation json, a
             counts file from ``tools/class_counts.py``, or None to have ``ClassCountsHook`` fill
             them from the training dataset (see ``imbfocal.class_counts``). Defaults to None.
         count_type: ``'instances'`` or ``'images'``: what ``n_c`` counts.
             Defaults to ``'instances'``.
-        bg_weight: Weight of background anchors. Defaults to 1.
+        bg_weight: Weight of background anchors, ``'row'`` only. Defaults to 1.
         reduction: ``'none'``, ``'mean'`` or ``'sum'``. Defaults to ``'mean'``.
         loss_weight: Multiplier of the loss, applied last. Defaults to 1.
     """
+
+    WEIGHTINGS = ('positive', 'column', 'row')
 
     def __init__(self,
                  use_sigmoid: bool = True,
                  gamma: float = 2.0,
                  alpha: float = 0.25,
                  beta: float = 0.999,
+                 weighting: str = 'positive',
+                 max_weight: Optional[float] = None,
                  class_counts: ClassCountsSource = None,
                  count_type: str = 'instances',
                  bg_weight: float = 1.0,
@@ -93,7 +126,16 @@ class ClassBalancedFocalLoss(ClassCountsMixin, FocalFamilyLoss):
         super().__init__(use_sigmoid, reduction, loss_weight)
         if not 0 <= beta < 1:
             raise ValueError(f'beta must be in [0, 1), got {beta}')
+        if weighting not in self.WEIGHTINGS:
+            raise ValueError(f'weighting must be one of {self.WEIGHTINGS}, got {weighting!r}')
+        if weighting != 'row' and bg_weight != 1.0:
+            raise ValueError(f"bg_weight weighs background rows, which weighting={weighting!r} "
+                             "leaves alone: use weighting='row' or drop bg_weight")
+        if max_weight is not None and max_weight <= 0:
+            raise ValueError(f'max_weight must be positive, got {max_weight}')
         self.beta = beta
+        self.weighting = weighting
+        self.max_weight = max_weight if max_weight is not None or weighting == 'row' else 10.0
         self.gamma = gamma
         self.alpha = alpha
         self.bg_weight = bg_weight
@@ -101,12 +143,21 @@ class ClassBalancedFocalLoss(ClassCountsMixin, FocalFamilyLoss):
 
     def class_weights(self, num_classes: int) -> Tensor:
         """``w_c`` (float64) from the counts buffer, checked against ``num_classes``."""
-        return class_balanced_weights(self.checked_class_counts(num_classes), self.beta)
+        mean_over = 'classes' if self.weighting == 'row' else 'instances'
+        return class_balanced_weights(self.checked_class_counts(num_classes), self.beta,
+                                      mean_over, self.max_weight)
 
     def focal_terms(self, num_classes: int) -> FocalTerms:
-        """``a_y = w_y``, and ``bg_weight`` for background."""
-        a_y = weights_by_label(self.class_weights(num_classes), self.bg_weight)
-        return FocalTerms(gamma=self.gamma, alpha=self.alpha, weight_by_label=a_y)
+        """``w_c`` as ``positive_weight``, ``class_weight`` or ``weight_by_label``."""
+        w_c = self.class_weights(num_classes)
+        if self.training:
+            log_class_weights(self, w_c)
+        if self.weighting == 'positive':
+            return FocalTerms(gamma=self.gamma, alpha=self.alpha, positive_weight=w_c)
+        if self.weighting == 'column':
+            return FocalTerms(gamma=self.gamma, alpha=self.alpha, class_weight=w_c)
+        return FocalTerms(gamma=self.gamma, alpha=self.alpha,
+                          weight_by_label=weights_by_label(w_c, self.bg_weight))
 
 
 @register(MODELS)
@@ -122,13 +173,16 @@ class GaussianClassBalancedFocalLoss(ClassCountsMixin, HeatmapLoss):
         neg = -log(1 - p) * p^alpha * (1 - t)^gamma         elsewhere
         loss = pos_weight * pos + neg_weight * neg
 
-    Same inputs as ``GaussianFocalLoss`` (see :class:`~.contract.HeatmapLoss`), ``pos_inds`` /
-    ``pos_labels`` included. With equal counts it equals ``GaussianFocalLoss``.
+    The weights have mean 1 over the training instances and are clipped at ``max_weight``, as
+    ``ClassBalancedFocalLoss``'s ``'positive'`` weighting. Same inputs as ``GaussianFocalLoss``
+    (see :class:`~.contract.HeatmapLoss`), ``pos_inds`` / ``pos_labels`` included. With equal
+    counts it equals ``GaussianFocalLoss``.
 
     Args:
         alpha: Power of the prediction in the modulating factor. Defaults to 2.
         gamma: Power of ``1 - t`` for negatives. Defaults to 4.
         beta: Effective-number hyper-parameter in ``[0, 1)``. Defaults to 0.999.
+        max_weight: Upper bound of ``w_c``, or None for none. Defaults to 10.
         class_counts: Per-class training counts (see ``ClassBalancedFocalLoss``).
             Defaults to None.
         count_type: ``'instances'`` or ``'images'``. Defaults to ``'instances'``.
@@ -142,6 +196,7 @@ class GaussianClassBalancedFocalLoss(ClassCountsMixin, HeatmapLoss):
                  alpha: float = 2.0,
                  gamma: float = 4.0,
                  beta: float = 0.999,
+                 max_weight: Optional[float] = 10.0,
                  class_counts: ClassCountsSource = None,
                  count_type: str = 'instances',
                  reduction: str = 'mean',
@@ -151,7 +206,10 @@ class GaussianClassBalancedFocalLoss(ClassCountsMixin, HeatmapLoss):
         super().__init__(reduction, loss_weight)
         if not 0 <= beta < 1:
             raise ValueError(f'beta must be in [0, 1), got {beta}')
+        if max_weight is not None and max_weight <= 0:
+            raise ValueError(f'max_weight must be positive, got {max_weight}')
         self.beta = beta
+        self.max_weight = max_weight
         self.alpha = alpha
         self.gamma = gamma
         self.pos_weight = pos_weight
@@ -160,7 +218,11 @@ class GaussianClassBalancedFocalLoss(ClassCountsMixin, HeatmapLoss):
 
     def class_weights(self, num_classes: int) -> Tensor:
         """``w_c`` (float64) from the counts buffer, checked against ``num_classes``."""
-        return class_balanced_weights(self.checked_class_counts(num_classes), self.beta)
+        w_c = class_balanced_weights(self.checked_class_counts(num_classes), self.beta,
+                                     'instances', self.max_weight)
+        if self.training:
+            log_class_weights(self, w_c)
+        return w_c
 
     def loss(self, pred: Tensor, target: Tensor, pos_inds: Optional[Tensor],
              pos_labels: Optional[Tensor], weight: Optional[Tensor], reduction: str,

@@ -10,7 +10,7 @@ https://arxiv.org/abs/2201.02593 (official implementation: ModelTC/United-Percep
 In terms of the focal family (:mod:`.focal_family`): ``FocalTerms(gamma=gamma_j, alpha,
 class_weight=w_j)``, with ``G+`` / ``G-`` accumulated from the family's gradient statistics.
 """
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch
 from mmdet.registry import MODELS
@@ -20,6 +20,7 @@ from ..registry import register
 from .contract import check_gamma
 from .distributed import all_reduce_sum
 from .focal_family import FocalFamilyLoss, FocalTerms
+from .state_logging import describe, log_every, log_scalars
 
 
 def equalization_factors(pos_grad: Tensor,
@@ -67,9 +68,12 @@ class EqualizedFocalLoss(FocalFamilyLoss):
 
     The statistics are updated in every training-mode forward, after the loss has been
     computed with the current state, from the analytic ``|dL/dx|`` of each element times its
-    ``weight`` (ignored anchors count nothing), before ``avg_factor`` and ``loss_weight``;
-    they start at 0, which counts as balanced (``g_j = 1``: the first step is focal loss), and
-    are summed over processes under DDP. Why: docs/design.md.
+    ``weight`` (ignored anchors count nothing): by default the gradient as back-propagated,
+    after ``avg_factor`` and ``loss_weight``, as the official implementation accumulates it
+    (``statistics='backprop'``), or before them (``'unnormalised'``). They start at 0, which
+    counts as balanced (``g_j = 1``: the first step is focal loss), and are summed over
+    processes under DDP. Why: docs/design.md. In a train loop the loss logs ``g_j``'s min,
+    median and mean every iteration and its lowest and highest classes every 100.
 
     The statistics are per call: give the loss all pyramid levels of a mini-batch at once
     (imbfocal's RetinaNet head does); with per-level calls the later levels of a step already
@@ -82,6 +86,8 @@ class EqualizedFocalLoss(FocalFamilyLoss):
         gamma_b: Base focusing parameter, at least 1. Defaults to 2.
         s: Scale factor ``s``, non-negative. Defaults to 8.
         alpha: Weight of positives in ``alpha_t``; negative disables it. Defaults to 0.25.
+        statistics: ``'backprop'`` or ``'unnormalised'`` (see above). Defaults to
+            ``'backprop'``.
         reduction: ``'none'``, ``'mean'`` or ``'sum'``. Defaults to ``'mean'``.
         loss_weight: Multiplier applied to the reduced loss. Defaults to 1.
     """
@@ -92,10 +98,15 @@ class EqualizedFocalLoss(FocalFamilyLoss):
                  gamma_b: float = 2.0,
                  s: float = 8.0,
                  alpha: float = 0.25,
+                 statistics: str = 'backprop',
                  reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
         super().__init__(use_sigmoid, reduction, loss_weight)
         check_gamma(gamma_b, 'gamma_b')
+        if statistics not in ('backprop', 'unnormalised'):
+            raise ValueError("statistics must be 'backprop' (the gradient as back-propagated, "
+                             f"as the official code) or 'unnormalised', got {statistics!r}")
+        self.statistics = statistics
         if gamma_b == 0:
             raise ValueError('gamma_b must be at least 1: w_j = gamma_j / gamma_b')
         if s < 0:
@@ -131,11 +142,18 @@ class EqualizedFocalLoss(FocalFamilyLoss):
     tracks_gradients = True
 
     @torch.no_grad()
-    def accumulate_grad_stats(self, stats: Tensor) -> None:
-        """Add this step's ``G+`` and ``G-`` (summed over processes) to the buffers."""
+    def accumulate_grad_stats(self, stats: Tensor, backprop_scale: Union[float, Tensor]) -> None:
+        """Add this step's ``G+`` and ``G-`` (summed over processes) to the buffers: the
+        gradient as back-propagated (``statistics='backprop'``) or before the divisor and
+        ``loss_weight`` (``'unnormalised'``)."""
+        if self.statistics == 'backprop':
+            stats = stats * backprop_scale
         step = all_reduce_sum(stats.to(self.pos_grad.dtype))
         self.pos_grad += step[0]
         self.neg_grad += step[1]
+        g_j = self.class_factors()[0]
+        log_scalars(efl_g_min=g_j.min(), efl_g_median=g_j.median(), efl_g_mean=g_j.mean())
+        log_every(self, 'g_j', 100, lambda: f'EqualizedFocalLoss g_j = G+/G-: {describe(g_j)}')
 
     def focal_terms(self, num_classes: int) -> FocalTerms:
         """``gamma_j`` and ``w_j`` from the current state (buffers sized on first use).

@@ -5,17 +5,19 @@ https://arxiv.org/abs/1708.02002. With logits ``x``, ``p = sigmoid(x)``, targets
 ``p_t = t p + (1 - t)(1 - p)``, ``alpha_t = alpha t + (1 - alpha)(1 - t)`` and ``l`` the
 binary cross-entropy::
 
-    L_ic = A_s(a_{y_i} * w_c * L0_ic)
+    L_ic = A_s(a_{y_i} * w_c * v_c^t_ic * L0_ic)
     L0   = alpha_t * ((1 - p_t)^gamma_c + nu) * l + beta * (1 - t) * log(1 + p / rho)
 
-``A_s`` is the Adaptive Gradient Function (:mod:`.adaptive_gradient`). A loss is its
-:class:`FocalTerms`:
+``A_s`` is the Adaptive Gradient Function (:mod:`.adaptive_gradient`); ``v_c`` weighs the
+positive (``t = 1``) element of class ``c`` only. A loss is its :class:`FocalTerms`:
 
 =============================== =============================================================
 loss                            FocalTerms
 =============================== =============================================================
 focal (MMDetection FocalLoss)   ``FocalTerms(gamma, alpha)``
-ClassBalancedFocalLoss          ``weight_by_label=[w_0 .. w_{C-1}, bg_weight]`` (``a_y``)
+ClassBalancedFocalLoss          ``positive_weight=w_c`` (``weighting='positive'``),
+                                ``class_weight=w_c`` (``'column'``) or
+                                ``weight_by_label=[w_0 .. w_{C-1}, bg_weight]`` (``'row'``)
 AdaptiveFocalLoss               as class-balanced, plus ``lam=lam_s``
 DualFocalLoss                   ``alpha=-1, nu, beta, rho``
 EqualizedFocalLoss              ``gamma=gamma_j`` ``(C,)``, ``class_weight=w_j`` ``(C,)``
@@ -65,6 +67,8 @@ class FocalTerms:
         class_weight: Per-class ``w_c`` ``(C,)``, or None. Defaults to None.
         weight_by_label: ``a_y`` ``(C + 1,)``, the weight of every term of an anchor indexed by
             the anchor's label ``y`` (background last), or None. Defaults to None.
+        positive_weight: Per-class ``v_c`` ``(C,)``, the weight of the positive (``t = 1``)
+            element of class ``c`` only, or None. Defaults to None.
     """
     gamma: Union[float, Tensor] = 2.0
     alpha: float = 0.25
@@ -74,6 +78,7 @@ class FocalTerms:
     lam: float = 0.0
     class_weight: Optional[Tensor] = None
     weight_by_label: Optional[Tensor] = None
+    positive_weight: Optional[Tensor] = None
 
 
 def focal_core(pred: Tensor,
@@ -128,7 +133,8 @@ def anchor_labels(target: Tensor, num_classes: int) -> Tensor:
 
 
 def focal_family_reference(pred: Tensor, target: Tensor, terms: FocalTerms) -> Tensor:
-    """Element-wise ``L = A_s(a_{y_i} * w_c * L0)`` via autograd, no reduction (the reference).
+    """Element-wise ``L = A_s(a_{y_i} * w_c * v_c^t * L0)`` via autograd, no reduction (the
+    reference). A soft target ``t`` weighs its element by ``t * v_c + (1 - t)``.
 
     Args:
         pred: Logits ``(N, C)``.
@@ -145,6 +151,8 @@ def focal_family_reference(pred: Tensor, target: Tensor, terms: FocalTerms) -> T
     if terms.weight_by_label is not None:
         a_y = terms.weight_by_label.to(pred.dtype)[anchor_labels(target, pred.size(1))]
         loss = loss * a_y.unsqueeze(1)
+    if terms.positive_weight is not None:
+        loss = loss * (t * terms.positive_weight.to(pred.dtype) + (1 - t))
     if terms.lam:
         loss = adaptive_gradient_function(loss, terms.lam)
     return loss
@@ -241,7 +249,8 @@ class FocalFamilyLoss(ClassificationLoss):
     A subclass describes its loss by :meth:`focal_terms`, read once per forward. A subclass
     that keeps gradient statistics (Equalized Focal Loss) sets ``tracks_gradients`` and
     implements :meth:`accumulate_grad_stats`, called in training mode only, after the loss
-    has been computed with the current state.
+    has been computed with the current state, with the factor that turns the statistics into
+    the gradient as back-propagated (``loss_weight`` over the reduction's divisor).
 
     Args:
         use_sigmoid: Must be True (heads read it from the config); False raises ValueError.
@@ -260,8 +269,10 @@ class FocalFamilyLoss(ClassificationLoss):
         """The loss's parameters for logits with ``num_classes`` classes, for this forward."""
         raise NotImplementedError
 
-    def accumulate_grad_stats(self, stats: Tensor) -> None:
-        """Take this step's ``(2, C)`` gradient statistics into the module's state."""
+    def accumulate_grad_stats(self, stats: Tensor, backprop_scale: Union[float, Tensor]) -> None:
+        """Take this step's ``(2, C)`` gradient statistics (before the reduction's divisor and
+        ``loss_weight``; times ``backprop_scale``, the gradient as back-propagated) into the
+        module's state."""
         raise NotImplementedError
 
     def loss(self, pred: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str,
@@ -272,5 +283,6 @@ class FocalFamilyLoss(ClassificationLoss):
         loss, stats = _compute(pred, target, self.focal_terms(pred.size(1)), weight, reduction,
                                avg_factor, track)
         if track:
-            self.accumulate_grad_stats(stats)
+            divisor = reduction_divisor(pred.numel(), reduction, avg_factor)
+            self.accumulate_grad_stats(stats, self.loss_weight / (divisor or 1))
         return loss

@@ -43,7 +43,7 @@ Definitions for detection (the paper is a classification paper):
 * ``eps`` (default 1e-6) is the paper's small delta; the smallest ``q`` is
   ``eps / (count + eps)``, so every ``log`` is finite.
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from mmdet.registry import MODELS
@@ -63,6 +63,7 @@ from .contract import (
 from .distributed import all_reduce_sum
 from .fast import dispatch
 from .fast.parameter_free import label_sums
+from .focal_family import FocalTerms, focal_family_loss
 
 
 def _hard(prob: Tensor) -> Tensor:
@@ -146,6 +147,97 @@ def _sigmoid_terms(pred: Tensor, target: Tensor, weight: Optional[Tensor],
     if hard_majority:
         neg_prob = _hard(neg_prob)
     return _one_vs_all_terms(pos_w, neg_w, x.sigmoid(), neg_prob, 0, eps)
+
+
+def _positive_sums(x: Tensor, target: Tensor, w: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    """Per-class ``(sum w t p, sum w t)`` over the positives, without an ``(N, C)`` pass for
+    integer labels (a gather of the ``M`` positive logits)."""
+    num_classes = x.size(1)
+    if target.is_floating_point():
+        t = target.to(x.dtype) if w is None else target.to(x.dtype) * w
+        return (t * x.sigmoid()).sum(0), t.sum(0)
+    rows = ((target >= 0) & (target < num_classes)).nonzero().squeeze(1)
+    cols = target[rows]
+    w_pos = x.new_ones(rows.numel()) if w is None else w[rows].reshape(-1)
+    num = x.new_zeros(num_classes).index_add(0, cols, w_pos * x[rows, cols].sigmoid())
+    return num, x.new_zeros(num_classes).index_add(0, cols, w_pos)
+
+
+def _dense_sigmoid_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor], gamma: float,
+                        alpha: float, eps: float, reduction: str,
+                        avg_factor: AvgFactor) -> Tensor:
+    """The dense-head form (``negative='focal'``), reduced; autocast must be off.
+
+    ``alpha * mean over the batch's classes of -log q+_c`` plus focal loss's negative terms
+    summed over the anchors and divided by the number of positives (``avg_factor``, else the
+    weighted count of positives). ``'none'`` gives per-class terms whose mean is the loss.
+    """
+    if pred.dim() != 2:
+        raise ValueError(f'pred must be logits of shape (N, C), got {tuple(pred.shape)}')
+    check_label_shape(pred, target)
+    check_reduction(reduction)
+    if reduction == 'sum' and avg_factor is not None:
+        raise ValueError('avg_factor can not be used with reduction="sum"')
+    x = as_float32(pred)
+    w = _anchor_weight(weight, x)
+    if not target.is_floating_point():
+        _check_labels(target, x.size(1), None if w is None else (w > 0).any(-1))
+    num_classes = x.size(1)
+    pos_num, pos_cnt = all_reduce_sum(torch.stack(_positive_sums(x, target, w)))
+    present = pos_cnt > 0
+    pos_terms = torch.where(present, _neg_log_mean(pos_num, pos_cnt, eps), 0.0)
+    pos_terms = pos_terms * (alpha * num_classes / present.sum().clamp(min=1))
+    normaliser = _normaliser(avg_factor, pos_cnt)
+    negatives = FocalTerms(gamma=gamma, alpha=alpha, positive_weight=x.new_zeros(num_classes))
+    neg = focal_family_loss(x, target, negatives, weight,
+                            'none' if reduction == 'none' else 'sum')
+    if reduction == 'none':
+        return pos_terms + num_classes * neg.sum(0) / normaliser
+    loss = pos_terms.mean() + neg / normaliser if num_classes else x.sum()
+    return loss * num_classes if reduction == 'sum' else loss
+
+
+def _normaliser(avg_factor: AvgFactor, pos_cnt: Tensor):
+    """What the dense forms divide the negatives' sum by: ``avg_factor + eps`` (MMDetection's
+    guard against 0) or the weighted number of positives (at least 1)."""
+    if avg_factor is not None:
+        return avg_factor + torch.finfo(torch.float32).eps
+    return pos_cnt.sum().clamp(min=1)
+
+
+def _dense_heatmap_loss(pred: Tensor, target: Tensor, pos_inds: Optional[Tensor],
+                        pos_labels: Optional[Tensor], weight: Optional[Tensor], gamma: float,
+                        focal_power: float, eps: float, reduction: str,
+                        avg_factor: AvgFactor) -> Tensor:
+    """The heatmap form with ``GaussianFocalLoss``'s negatives (``negative='focal'``), reduced.
+
+    ``mean over the batch's classes of -log q+_c`` over the peaks, plus
+    ``-log(1 - p) p^focal_power (1 - t)^gamma`` summed over the pixels and divided by the
+    number of peaks (``avg_factor``, else counted). ``'none'`` gives per-class terms whose
+    mean is the loss.
+    """
+    check_reduction(reduction)
+    if reduction == 'sum' and avg_factor is not None:
+        raise ValueError('avg_factor can not be used with reduction="sum"')
+    p = as_float32(pred).clamp(0, 1)
+    t = target.to(p.dtype)
+    if pos_inds is None:
+        peak = t.eq(1).to(p.dtype)
+    else:
+        peak = torch.zeros_like(p)
+        peak[pos_inds, pos_labels] = 1
+    neg = -(1 - p + 1e-12).log() * p.pow(focal_power) * (1 - t).pow(gamma) * (1 - peak)
+    if weight is not None:
+        w = as_float32(weight).to(p.dtype)
+        peak, neg = peak * w, neg * w
+    dims = [0] + list(range(2, p.dim()))
+    num_classes = p.size(1)
+    pos_num, pos_cnt = all_reduce_sum(torch.stack([(peak * p).sum(dims), peak.sum(dims)]))
+    present = pos_cnt > 0
+    pos_terms = torch.where(present, _neg_log_mean(pos_num, pos_cnt, eps), 0.0)
+    pos_terms = pos_terms * (num_classes / present.sum().clamp(min=1))
+    neg_terms = num_classes * neg.sum(dims) / _normaliser(avg_factor, pos_cnt)
+    return _reduce_terms(pos_terms + neg_terms, reduction, None)
 
 
 def _softmax_terms(pred: Tensor, target: Tensor, weight: Optional[Tensor],
@@ -308,42 +400,68 @@ class ParameterFreeLoss(ClassificationLoss):
     """Parameter-Free loss (Du et al., TNNLS 2021) for sigmoid or softmax classification heads.
 
     A batch statistic: give it all anchors of the mini-batch (all images, all levels) in one
-    call. See the module docstring for the formulas and for what ``weight``, ``avg_factor``,
-    ``reduction`` and ``hard_majority`` do.
+    call. Two negative terms (``negative``):
+
+    * ``'focal'`` (default, the detection form): the positive term stays PF's, a mean over
+      the batch's classes of ``-log q+_c`` (every class present counts the same, however many
+      anchors it has), weighted by ``alpha``; the negatives are focal loss's,
+      ``(1 - alpha) p^gamma l`` summed over the anchors and divided by the number of
+      positives (``avg_factor``), as RetinaNet normalises them. The paper's mean over every
+      negative gives each of a dense head's ~10^4 background anchors a gradient ~10^3 times
+      smaller than focal loss does, and the detector then fires everywhere.
+    * ``'mean'``: the paper's eq. (13) per class (module docstring); ``hard_majority`` (PFH)
+      and the softmax form (``use_sigmoid=False``) are forms of it.
 
     Args:
-        use_sigmoid: ``True``: one-vs-all form over logits ``(N, C)``, labels in ``[0, C]``
-            with ``C`` = background (:func:`parameter_free_loss`). ``False``: the paper's
-            softmax form eq. (9)-(10) over ``(N, C + 1)`` logits, background last
-            (:func:`softmax_parameter_free_loss`). Defaults to True.
-        hard_majority: The paper's PFH variant. Defaults to False.
+        use_sigmoid: ``True``: one-vs-all over logits ``(N, C)``, labels in ``[0, C]`` with
+            ``C`` = background. ``False``: the paper's softmax form eq. (9)-(10) over
+            ``(N, C + 1)`` logits, background last (:func:`softmax_parameter_free_loss`;
+            ``negative='mean'`` only). Defaults to True.
+        negative: ``'focal'`` or ``'mean'``. Defaults to ``'focal'``.
+        gamma: Focusing parameter of the focal negatives. Defaults to 2.
+        alpha: Weight of the positive term; the negatives get ``1 - alpha``. Defaults to 0.25.
+        hard_majority: The paper's PFH variant (``negative='mean'`` only). Defaults to False.
         eps: The paper's small delta, positive. Defaults to 1e-6.
-        reduction: ``'mean'`` (PF), ``'sum'`` or ``'none'`` (per-class terms).
-            Defaults to ``'mean'``.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'`` (per-class terms whose mean is the
+            loss). Defaults to ``'mean'``.
         loss_weight: Multiplies the loss, last. Defaults to 1.
     """
 
     def __init__(self,
                  use_sigmoid: bool = True,
+                 negative: str = 'focal',
+                 gamma: float = 2.0,
+                 alpha: float = 0.25,
                  hard_majority: bool = False,
                  eps: float = 1e-6,
                  reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
         super().__init__(reduction, loss_weight)
+        _check_negative(negative, hard_majority)
+        if negative == 'focal' and not use_sigmoid:
+            raise ValueError("the softmax form is the paper's eq. (9)-(10): set negative='mean' "
+                             'with use_sigmoid=False')
         self.use_sigmoid = use_sigmoid
+        self.negative = negative
+        self.gamma = gamma
+        self.alpha = alpha
         self.hard_majority = hard_majority
         self.eps = _check_eps(eps)
 
     def loss(self, pred: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str,
              avg_factor: AvgFactor) -> Tensor:
-        """The one-vs-all or softmax PF terms, reduced."""
+        """The dense form, or the paper's one-vs-all or softmax PF terms, reduced."""
+        if self.negative == 'focal':
+            return _dense_sigmoid_loss(pred, target, weight, self.gamma, self.alpha, self.eps,
+                                       reduction, avg_factor)
         terms_of = _sigmoid_terms if self.use_sigmoid else _softmax_terms
         terms = terms_of(pred, target, weight, self.hard_majority, self.eps)
         return _reduce_terms(terms, reduction, avg_factor)
 
     def extra_repr(self) -> str:
-        return (f'use_sigmoid={self.use_sigmoid}, hard_majority={self.hard_majority}, '
-                f'eps={self.eps}, reduction={self.reduction!r}, loss_weight={self.loss_weight}')
+        return (f'use_sigmoid={self.use_sigmoid}, negative={self.negative!r}, '
+                f'hard_majority={self.hard_majority}, eps={self.eps}, '
+                f'reduction={self.reduction!r}, loss_weight={self.loss_weight}')
 
 
 @register(MODELS)
@@ -352,14 +470,22 @@ class GaussianParameterFreeLoss(HeatmapLoss):
 
     Takes probabilities after sigmoid ``(B, C, H, W)`` and Gaussian targets (peaks where
     ``t == 1``), or ``(N, C)`` rows with ``pos_inds`` / ``pos_labels`` as
-    ``CenterNetUpdateHead`` passes them; see :func:`gaussian_parameter_free_loss`.
+    ``CenterNetUpdateHead`` passes them. ``negative='focal'`` (default): PF's positive term
+    (a mean over the batch's classes of ``-log q+_c`` over the peaks) plus
+    ``GaussianFocalLoss``'s negatives, ``-log(1 - p) p^focal_power (1 - t)^gamma`` summed and
+    divided by the number of peaks; ``'mean'``: the paper's form
+    (:func:`gaussian_parameter_free_loss`).
 
     Args:
         use_sigmoid: Must be ``True``: the heatmap is per-class sigmoid probabilities.
             Defaults to True.
+        negative: ``'focal'`` or ``'mean'``. Defaults to ``'focal'``.
         gamma: Exponent of the negative weighting ``(1 - t) ** gamma``. Defaults to 4
             (CenterNet's).
-        hard_majority: The paper's PFH variant on the non-peak pixels. Defaults to False.
+        focal_power: Power of ``p`` in the focal negatives (``GaussianFocalLoss``'s
+            ``alpha``). Defaults to 2.
+        hard_majority: The paper's PFH variant on the non-peak pixels (``negative='mean'``
+            only). Defaults to False.
         eps: The paper's small delta, positive. Defaults to 1e-6.
         reduction: ``'mean'`` (PF), ``'sum'`` or ``'none'`` (per-class terms).
             Defaults to ``'mean'``.
@@ -368,7 +494,9 @@ class GaussianParameterFreeLoss(HeatmapLoss):
 
     def __init__(self,
                  use_sigmoid: bool = True,
+                 negative: str = 'focal',
                  gamma: float = 4.0,
+                 focal_power: float = 2.0,
                  hard_majority: bool = False,
                  eps: float = 1e-6,
                  reduction: str = 'mean',
@@ -377,22 +505,38 @@ class GaussianParameterFreeLoss(HeatmapLoss):
         if not use_sigmoid:
             raise ValueError('GaussianParameterFreeLoss takes per-class sigmoid probabilities; '
                              'use_sigmoid=False is not supported')
+        _check_negative(negative, hard_majority)
         self.use_sigmoid = use_sigmoid
+        self.negative = negative
         self.gamma = gamma
+        self.focal_power = focal_power
         self.hard_majority = hard_majority
         self.eps = _check_eps(eps)
 
     def loss(self, pred: Tensor, target: Tensor, pos_inds: Optional[Tensor],
              pos_labels: Optional[Tensor], weight: Optional[Tensor], reduction: str,
              avg_factor: AvgFactor) -> Tensor:
-        """The per-channel heatmap PF terms, reduced."""
+        """The dense or the paper's heatmap form, reduced."""
+        if self.negative == 'focal':
+            return _dense_heatmap_loss(pred, target, pos_inds, pos_labels, weight, self.gamma,
+                                       self.focal_power, self.eps, reduction, avg_factor)
         terms = _heatmap_terms(pred, target, pos_inds, pos_labels, weight, self.gamma,
                                self.hard_majority, self.eps)
         return _reduce_terms(terms, reduction, avg_factor)
 
     def extra_repr(self) -> str:
-        return (f'gamma={self.gamma}, hard_majority={self.hard_majority}, eps={self.eps}, '
+        return (f'negative={self.negative!r}, gamma={self.gamma}, '
+                f'hard_majority={self.hard_majority}, eps={self.eps}, '
                 f'reduction={self.reduction!r}, loss_weight={self.loss_weight}')
+
+
+def _check_negative(negative: str, hard_majority: bool) -> None:
+    if negative not in ('focal', 'mean'):
+        raise ValueError(f"negative must be 'focal' (the dense form) or 'mean' (the paper's), "
+                         f'got {negative!r}')
+    if hard_majority and negative == 'focal':
+        raise ValueError("hard_majority (PFH) is a form of the paper's negative mean: set "
+                         "negative='mean'")
 
 
 def _check_eps(eps: float) -> float:

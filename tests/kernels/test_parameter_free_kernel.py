@@ -51,7 +51,7 @@ def test_kernels_match_float64_reference(device, n, c, hard, reduction, weighted
 @pytest.mark.parametrize('device', DEVICES)
 def test_module_and_empty_batch(device):
     x, labels, weight = _batch(70, 5, device)
-    module = ParameterFreeLoss(hard_majority=True)
+    module = ParameterFreeLoss(negative='mean', hard_majority=True)
     results = []
     for impl in ('triton', 'torch'):
         logits = x.float().requires_grad_()

@@ -1,8 +1,5 @@
-"""AdaptiveFocalLoss / GaussianAdaptiveFocalLoss: the Adaptive Gradient Function and its state.
-
-The reliability checks (gradcheck, extreme logits, empty inputs, autocast) of these losses run
-in test_class_balanced_focal_loss.py together with the class-balanced losses.
-"""
+"""AdaptiveFocalLoss / GaussianAdaptiveFocalLoss: the Adaptive Gradient Function and its state
+(MMDetection's contract: test_contract.py)."""
 import io
 import math
 import uuid
@@ -96,7 +93,7 @@ def test_progress_from_message_hub(running_hub):
     # iter 500 of agf_iters 1000 with lam0 = 2: lam_s = 2 * (1 - 0.5) = 1, A = log(1 + L).
     pred, labels = _inputs()
     L = ClassBalancedFocalLoss(class_counts=COUNTS, reduction='none')(pred, labels).detach()
-    afl = AdaptiveFocalLoss(class_counts=COUNTS, lam0=2., reduction='none')
+    afl = AdaptiveFocalLoss(class_counts=COUNTS, lam0=2., agf_iters=1000, reduction='none')
     running_hub.update_info('iter', 500)
     for _ in range(3):  # RetinaNet calls the loss once per level: the hub's iter holds
         torch.testing.assert_close(afl(pred, labels), torch.log1p(L))
@@ -104,6 +101,32 @@ def test_progress_from_message_hub(running_hub):
     running_hub.update_info('iter', 1500)
     assert torch.equal(afl(pred, labels), L)
     assert afl.agf_iter.item() == 1500
+
+
+def test_fraction_of_the_run_from_message_hub(running_hub):
+    # agf_fraction 0.25 of max_iters 800: T = 200; at iter 50, s = 1/4, lam_s = 2 * 3/4 = 1.5.
+    pred, labels = _inputs()
+    L = ClassBalancedFocalLoss(class_counts=COUNTS, reduction='none')(pred, labels).detach()
+    afl = AdaptiveFocalLoss(class_counts=COUNTS, lam0=2., agf_fraction=0.25, reduction='none')
+    running_hub.update_info('max_iters', 800)
+    running_hub.update_info('iter', 50)
+    torch.testing.assert_close(afl(pred, labels), torch.log1p(1.5 * L) / 1.5)
+    assert running_hub.get_scalar('train/afl_lam_s').current() == 1.5  # logged for the user
+    running_hub.update_info('iter', 200)  # s = 1: CB-focal
+    assert torch.equal(afl(pred, labels), L)
+    # the default schedule is half of the run: T = 400, at iter 100 lam_s = 1 * 3/4
+    default = AdaptiveFocalLoss(class_counts=COUNTS, reduction='none')
+    running_hub.update_info('iter', 100)
+    torch.testing.assert_close(default(pred, labels), torch.log1p(0.75 * L) / 0.75)
+
+
+def test_fraction_outside_a_runner_keeps_lam0_and_warns():
+    pred, labels = _inputs()
+    L = ClassBalancedFocalLoss(class_counts=COUNTS, reduction='none')(pred, labels).detach()
+    afl = AdaptiveFocalLoss(class_counts=COUNTS, lam0=2., reduction='none')
+    with pytest.warns(UserWarning, match='agf_iters'):
+        value = afl(pred, labels)
+    torch.testing.assert_close(value, torch.log1p(2 * L) / 2)
 
 
 def test_finished_run_hub_is_not_read():
@@ -172,3 +195,7 @@ def test_invalid_schedule_arguments():
         AdaptiveFocalLoss(class_counts=COUNTS, lam0=-1.)
     with pytest.raises(ValueError, match='agf_iters'):
         AdaptiveFocalLoss(class_counts=COUNTS, agf_iters=-5)
+    with pytest.raises(ValueError, match='not both'):
+        AdaptiveFocalLoss(class_counts=COUNTS, agf_iters=10, agf_fraction=0.5)
+    with pytest.raises(ValueError, match='agf_fraction'):
+        AdaptiveFocalLoss(class_counts=COUNTS, agf_fraction=1.5)

@@ -74,7 +74,7 @@ def test_hand_computed_two_anchors_three_classes():
     # counts [1, 1, 3], beta 0.5 -> w = [7/6, 7/6, 2/3] (see test_class_balanced_weights_...).
     # anchor 0 (class 0): 7/6 * 7 ln2/16 = 49 ln2/96; anchor 1 (class 2): 2/3 * 7 ln2/16
     # = 28 ln2/96; sum = 77 ln2/96, mean over the 6 elements = 77 ln2/576.
-    loss_fn = ClassBalancedFocalLoss(class_counts=[1, 1, 3], beta=0.5)
+    loss_fn = ClassBalancedFocalLoss(class_counts=[1, 1, 3], beta=0.5, weighting='row')
     pred, labels = torch.zeros(2, 3), torch.tensor([0, 2])
     ln2 = math.log(2)
     per_element = loss_fn(pred, labels, reduction_override='none')
@@ -83,6 +83,46 @@ def test_hand_computed_two_anchors_three_classes():
     torch.testing.assert_close(loss_fn(pred, labels), torch.tensor(77 * ln2 / 576))
     torch.testing.assert_close(loss_fn(pred, labels, reduction_override='sum'),
                                torch.tensor(77 * ln2 / 96))
+
+
+@pytest.mark.parametrize('weighting', ['positive', 'column'])
+def test_hand_computed_detection_forms(weighting):
+    # x = 0: a positive element is ln2 / 16, a negative one 3 ln2 / 16 (see above).
+    # counts [1, 1, 3], beta 0.5: 1/E = [1, 1, 4/7]; mean 1 over the 5 instances: the
+    # weighted sum 1 + 1 + 3 * 4/7 = 26/7 must be 5, so w = (1/E) * 35/26 = [35/26, 35/26,
+    # 10/13]. 'positive' weighs the ground-truth element of each anchor only; 'column' every
+    # element of class c by w_c, negatives of class c included.
+    loss_fn = ClassBalancedFocalLoss(class_counts=[1, 1, 3], beta=0.5, weighting=weighting,
+                                     reduction='none')
+    pred, labels = torch.zeros(2, 3), torch.tensor([0, 2])
+    w = torch.tensor([35 / 26, 35 / 26, 10 / 13])
+    focal = torch.tensor([[1., 3, 3], [3, 3, 1]]) * math.log(2) / 16
+    positive = torch.tensor([[1., 0, 0], [0, 0, 1]])
+    factor = positive * w + (1 - positive) if weighting == 'positive' else w.expand(2, 3)
+    torch.testing.assert_close(loss_fn(pred, labels), focal * factor)
+    # clipping: max_weight 1.2 caps the two rare classes' 35/26 = 1.35
+    clipped = ClassBalancedFocalLoss(class_counts=[1, 1, 3], beta=0.5, weighting=weighting,
+                                     max_weight=1.2)
+    torch.testing.assert_close(clipped.class_weights(3).float(), torch.tensor([1.2, 1.2, 10 / 13]))
+
+
+def test_detection_forms_keep_the_positive_mass_of_focal_loss():
+    """Weights of mean 1 over the instances: sum_c n_c w_c = sum_c n_c, so a batch with the
+    training distribution has focal loss's positive mass, not the 0.05 that classes-mean
+    weights leave the frequent classes (the 'row' form)."""
+    counts = torch.tensor([574, 300, 40, 5, 2])
+    w = class_balanced_weights(counts, 0.999, 'instances')
+    assert (counts * w).sum() == pytest.approx(counts.sum().item())
+    assert w[0] > 0.3 and class_balanced_weights(counts, 0.999)[0] < 0.2
+    assert class_balanced_weights(counts, 0.999, 'instances', 10.0).max() == 10.0
+    with pytest.raises(ValueError, match='mean_over'):
+        class_balanced_weights(counts, 0.999, 'anchors')
+    with pytest.raises(ValueError, match='weighting'):
+        ClassBalancedFocalLoss(class_counts=[1, 2], weighting='diagonal')
+    with pytest.raises(ValueError, match='bg_weight'):
+        ClassBalancedFocalLoss(class_counts=[1, 2], bg_weight=0.5)
+    with pytest.raises(ValueError, match='max_weight'):
+        ClassBalancedFocalLoss(class_counts=[1, 2], max_weight=0.0)
 
 
 @pytest.mark.parametrize('beta', [0.0, 1e-12])
@@ -98,13 +138,14 @@ def test_rare_over_frequent_ratio_and_bg_weight():
     # ratio of the two class-balanced losses is exactly w_rare / w_freq.
     counts = [1000, 100, 10, 1]
     w = class_balanced_weights(torch.tensor(counts), 0.999)
-    loss_fn = ClassBalancedFocalLoss(class_counts=counts, reduction='sum')
+    loss_fn = ClassBalancedFocalLoss(class_counts=counts, weighting='row', reduction='sum')
     row = torch.full((1, C), 0.3)
     rare, freq = loss_fn(row, torch.tensor([3])), loss_fn(row, torch.tensor([0]))
     torch.testing.assert_close(rare / freq, (w[3] / w[0]).float())
     # background anchors are scaled by bg_weight: 0.5 here, relative to bg_weight=1 (= FL).
     bg = torch.tensor([C])
-    half = ClassBalancedFocalLoss(class_counts=counts, bg_weight=0.5, reduction='sum')
+    half = ClassBalancedFocalLoss(class_counts=counts, weighting='row', bg_weight=0.5,
+                                  reduction='sum')
     torch.testing.assert_close(half(row, bg), 0.5 * FocalLoss(reduction='sum')(row, bg))
 
 
@@ -115,7 +156,8 @@ def test_soft_targets_take_class_from_argmax():
     w = class_balanced_weights(torch.tensor(counts), 0.999).float()
     pred = _logits(n=3).detach()
     soft = torch.tensor([[0., 0.3, 0.8, 0.], [0.6, 0., 0., 0.], [0., 0., 0., 0.]])
-    loss = ClassBalancedFocalLoss(class_counts=counts, reduction='none')(pred, soft)
+    loss = ClassBalancedFocalLoss(class_counts=counts, weighting='row',
+                                  reduction='none')(pred, soft)
     focal = FocalLoss(reduction='none')(pred, soft)
     torch.testing.assert_close(loss, focal * torch.stack([w[2], w[0], torch.tensor(1.)])[:, None])
 
@@ -135,7 +177,7 @@ def test_gaussian_pos_inds_form_equal_counts_and_weighting():
         GaussianClassBalancedFocalLoss(class_counts=EQUAL)(*args, avg_factor=3), ref)
     # Only the positive terms are class-weighted: the difference to the reference is the
     # positive loss times (w_label - 1), summed and divided by avg_factor = 3.
-    w = class_balanced_weights(torch.tensor(LONG_TAIL), 0.99).float()
+    w = class_balanced_weights(torch.tensor(LONG_TAIL), 0.99, 'instances', 10.0).float()
     pos_p = pred[pos_inds, pos_labels]
     pos = -(pos_p + 1e-12).log() * (1 - pos_p).pow(2)
     weighted = GaussianClassBalancedFocalLoss(class_counts=LONG_TAIL, beta=0.99)
@@ -148,7 +190,7 @@ def test_gaussian_pos_inds_form_equal_counts_and_weighting():
 def test_gaussian_positive_terms_scaled_by_class_weight():
     # Zero out the negatives (neg_weight = 0): the loss of channel c is w_c times the reference.
     pred, target = _heatmap()
-    w = class_balanced_weights(torch.tensor(LONG_TAIL), 0.99).float()
+    w = class_balanced_weights(torch.tensor(LONG_TAIL), 0.99, 'instances', 10.0).float()
     ours = GaussianClassBalancedFocalLoss(class_counts=LONG_TAIL, beta=0.99, neg_weight=0.,
                                           reduction='none')
     ref = GaussianFocalLoss(neg_weight=0., reduction='none')

@@ -54,8 +54,9 @@ DENSE = {
     'DualFocalLoss': lambda **kw: DualFocalLoss(gamma=2.0, nu=0.1, beta=0.5, rho=0.5, **kw),
     'EqualizedFocalLoss': lambda **kw: _efl(EFL_STATE, **kw),
     'ParameterFreeLoss': lambda **kw: ParameterFreeLoss(**kw),
+    'ParameterFreeLoss-mean': lambda **kw: ParameterFreeLoss(negative='mean', **kw),
 }
-FOCAL_FAMILY = [name for name in DENSE if name != 'ParameterFreeLoss']
+FOCAL_FAMILY = [name for name in DENSE if not name.startswith('ParameterFreeLoss')]
 # name -> (the loss where it reduces to focal loss, the FocalLoss it must equal)
 AS_FOCAL = {
     'ClassBalancedFocalLoss': lambda **kw: (ClassBalancedFocalLoss(class_counts=EQUAL, **kw),
@@ -74,6 +75,8 @@ HEATMAP = {
     'GaussianAdaptiveFocalLoss': lambda **kw: GaussianAdaptiveFocalLoss(
         class_counts=LONG_TAIL, beta=0.99, **kw).eval(),
     'GaussianParameterFreeLoss': lambda **kw: GaussianParameterFreeLoss(**kw),
+    'GaussianParameterFreeLoss-mean': lambda **kw: GaussianParameterFreeLoss(negative='mean',
+                                                                             **kw),
 }
 HEATMAP_AS_FOCAL = {
     'GaussianClassBalancedFocalLoss': lambda **kw: GaussianClassBalancedFocalLoss(
@@ -104,8 +107,9 @@ def _heatmap(b=2, h=5, w=5, dtype=torch.float32, seed=0):
 
 @pytest.mark.parametrize('name', list(DENSE) + list(HEATMAP))
 def test_registered_and_built_from_a_config(name):
-    loss = MODELS.build(dict(type=name, loss_weight=0.5, **CONFIG_ARGS.get(name, {})))
-    assert type(loss).__name__ == name and loss.loss_weight == 0.5
+    type_name = name.split('-')[0]
+    loss = MODELS.build(dict(type=type_name, loss_weight=0.5, **CONFIG_ARGS.get(name, {})))
+    assert type(loss).__name__ == type_name and loss.loss_weight == 0.5
     assert loss.use_sigmoid is True if hasattr(loss, 'use_sigmoid') else True
 
 
@@ -153,7 +157,7 @@ def test_parameter_free_reductions(use_sigmoid):
     x, y = _batch(30, torch.float64, seed=11)
     w = (torch.rand(30, generator=torch.Generator().manual_seed(1)) > 0.25).double()
     y = y if use_sigmoid else y.clamp(max=C - 1)
-    loss = ParameterFreeLoss(use_sigmoid=use_sigmoid)
+    loss = ParameterFreeLoss(use_sigmoid=use_sigmoid, negative='mean')
     terms = loss(x, y, w, reduction_override='none')
     assert terms.shape == (C, )  # C terms (sigmoid) or M = C columns (softmax)
     mean = loss(x, y, w)
@@ -165,10 +169,10 @@ def test_parameter_free_reductions(use_sigmoid):
     torch.testing.assert_close(loss(x, y, w, avg_factor=5, reduction_override='none'), terms)
     with pytest.raises(ValueError, match='avg_factor'):
         loss(x, y, w, avg_factor=5, reduction_override='sum')
-    assert ParameterFreeLoss(use_sigmoid=use_sigmoid, reduction='sum')(x, y, w).item() == \
-        pytest.approx(C * mean.item(), rel=1e-12)
-    assert ParameterFreeLoss(use_sigmoid=use_sigmoid, loss_weight=2.5)(x, y, w).item() == \
-        pytest.approx(2.5 * mean.item(), rel=1e-12)
+    assert ParameterFreeLoss(use_sigmoid=use_sigmoid, negative='mean', reduction='sum')(
+        x, y, w).item() == pytest.approx(C * mean.item(), rel=1e-12)
+    assert ParameterFreeLoss(use_sigmoid=use_sigmoid, negative='mean', loss_weight=2.5)(
+        x, y, w).item() == pytest.approx(2.5 * mean.item(), rel=1e-12)
 
 
 @pytest.mark.parametrize('name', DENSE)
@@ -349,10 +353,10 @@ def test_parameter_free_heatmap_pos_inds_form_equals_its_peaks():
     """With the peaks given by ``pos_inds`` / ``pos_labels`` PF equals PF reading the same
     peaks from the target (the rows are pixels of a (1, C, 40, 1) heatmap)."""
     pred, target, pos_inds, pos_labels = _pos_inds_inputs()
-    loss = GaussianParameterFreeLoss()
-    dense = loss(pred.t().reshape(1, C, 40, 1), target.t().reshape(1, C, 40, 1))
-    rows = loss(pred, target, pos_inds=pos_inds, pos_labels=pos_labels, avg_factor=4.0)
-    torch.testing.assert_close(rows, dense)
+    for loss in (GaussianParameterFreeLoss(), GaussianParameterFreeLoss(negative='mean')):
+        dense = loss(pred.t().reshape(1, C, 40, 1), target.t().reshape(1, C, 40, 1))
+        rows = loss(pred, target, pos_inds=pos_inds, pos_labels=pos_labels)
+        torch.testing.assert_close(rows, dense)
 
 
 @pytest.mark.parametrize('name', HEATMAP)
@@ -361,7 +365,9 @@ def test_centernet_update_head_takes_the_loss(name):
     from mmdet.models.dense_heads import CenterNetUpdateHead
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
-    loss_cls = dict(type=name, loss_weight=1.0, **CONFIG_ARGS.get(name, {}))
+    loss_cls = dict(type=name.split('-')[0], loss_weight=1.0, **CONFIG_ARGS.get(name, {}))
+    if name.endswith('-mean'):
+        loss_cls['negative'] = 'mean'
     head = CenterNetUpdateHead(num_classes=C, in_channels=32, feat_channels=32, stacked_convs=1,
                                strides=[8], regress_ranges=((0, 1e8), ),
                                loss_cls=loss_cls)
@@ -381,10 +387,10 @@ def test_centernet_update_head_takes_the_loss(name):
 
 def test_parameter_free_heatmap_reductions():
     pred, target = _heatmap(seed=4)
-    loss = GaussianParameterFreeLoss(loss_weight=2.0)
+    loss = GaussianParameterFreeLoss(negative='mean', loss_weight=2.0)
     terms = loss(pred, target, reduction_override='none')
     assert terms.shape == (C, )
-    base = GaussianParameterFreeLoss()(pred, target)
+    base = GaussianParameterFreeLoss(negative='mean')(pred, target)
     torch.testing.assert_close(terms.mean(), 2 * base)
     assert loss(pred, target, avg_factor=6).item() == pytest.approx(2 * base.item(), rel=1e-6)
     torch.testing.assert_close(loss(pred, target, reduction_override='sum'), terms.sum())

@@ -1,5 +1,6 @@
 """EqualizedFocalLoss under 2-process DDP (gloo, CPU) equals one process on the global batch."""
 
+import pytest
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -35,7 +36,7 @@ def _global_batches():
     return steps
 
 
-def _train_steps(rank, world_size, steps, init):
+def _train_steps(rank, world_size, steps, init, statistics):
     """Run the steps on this rank's slice of each global batch: forward, EFL, backward, SGD.
 
     Per-rank avg_factor = global avg_factor / world_size (MMDetection's reduce_mean of the
@@ -49,7 +50,7 @@ def _train_steps(rank, world_size, steps, init):
     if world_size > 1:
         model = DistributedDataParallel(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    efl = EqualizedFocalLoss().train()  # C from the first logits on every rank
+    efl = EqualizedFocalLoss(statistics=statistics).train()  # C from the first logits
     rows = slice(rank * N // world_size, (rank + 1) * N // world_size)
     results = []
     for features, labels, weight, avg_factor in steps:
@@ -66,17 +67,22 @@ def _train_steps(rank, world_size, steps, init):
     return results
 
 
-def test_ddp_matches_single_process_on_global_batch():
+@pytest.mark.parametrize('statistics', ['backprop', 'unnormalised'])
+def test_ddp_matches_single_process_on_global_batch(statistics):
     steps = _global_batches()
     init = nn.Linear(D, C).double().state_dict()
-    single = _train_steps(0, 1, steps, init)
-    ranks = run_ddp(_train_steps, WORLD_SIZE, steps, init)
+    single = _train_steps(0, 1, steps, init, statistics)
+    ranks = run_ddp(_train_steps, WORLD_SIZE, steps, init, statistics)
+    # As back-propagated, a rank's gradient is W times the single process's on its slice
+    # (its avg_factor is A / W), so the all-reduced statistics are W times the single
+    # process's, as in the official code; their ratio g_j, all that the loss uses, is equal.
+    scale = WORLD_SIZE if statistics == 'backprop' else 1
     for step, reference in enumerate(single):
         per_rank = [ranks[r][step] for r in range(WORLD_SIZE)]
         # identical statistics on every rank (all-reduced), equal to the single process's
         for key in ('pos_grad', 'neg_grad'):
             assert torch.equal(per_rank[0][key], per_rank[1][key])
-            torch.testing.assert_close(per_rank[0][key], reference[key], **TOL)
+            torch.testing.assert_close(per_rank[0][key], scale * reference[key], **TOL)
         # the global loss is the mean of the per-rank losses (avg_factor A / W each)
         torch.testing.assert_close(sum(r['loss'] for r in per_rank) / WORLD_SIZE,
                                    reference['loss'], **TOL)

@@ -96,17 +96,20 @@ def test_analytic_gradient_matches_autograd(target_kind):
                                autograd)
 
 
-def test_statistics_accumulate_gradient_magnitudes():
+@pytest.mark.parametrize('statistics,scale', [('backprop', 3.0 / 7.0),
+                                              ('unnormalised', 1.0)])
+def test_statistics_accumulate_gradient_magnitudes(statistics, scale):
     # One training step: G+_j += sum_i |d(weight_i * EFL_ij)/dx_ij| t_ij, G-_j likewise with
-    # (1 - t_ij), the gradient taken with the state before the step; avg_factor and
-    # loss_weight do not enter. Anchor 0 is ignored (weight 0) and must not count.
+    # (1 - t_ij), the gradient taken with the state before the step; as back-propagated it
+    # carries loss_weight / avg_factor = 3 / 7 (float32 eps aside), unnormalised it does not.
+    # Anchor 0 is ignored (weight 0) and must not count.
     pred, labels = _batch()
     weight = torch.rand(12)
     weight[0] = 0
-    efl = _efl(**HAND_STATE, train=True, loss_weight=3.0)
+    efl = _efl(**HAND_STATE, train=True, loss_weight=3.0, statistics=statistics)
     _, gamma_j, w_j = efl.class_factors()
     target = F.one_hot(labels, C + 1)[:, :C].float()
-    _, grad = value_and_grad(lambda x: weight[:, None] * equalized_focal_loss(
+    _, grad = value_and_grad(lambda x: scale * weight[:, None] * equalized_focal_loss(
         x, target, gamma_j, w_j, 0.25), pred)
     efl(pred, labels, weight=weight, avg_factor=7.0)
     torch.testing.assert_close(efl.pos_grad,
@@ -208,3 +211,47 @@ def test_errors():
     pred, labels = _batch()
     with pytest.raises(ValueError, match='num_classes'):
         _efl()(pred[:, :3], labels)
+
+
+def _official_efl_statistics(logits_per_step, labels, normalisers, loss_weight=1.0,
+                             gamma=2.0, alpha=0.25, scale_factor=8.0):
+    """ModelTC/United-Perception's EqualizedFocalLoss, written out: each step's loss uses
+    ``pos_neg`` from the steps before (initially 1), is summed over the elements and divided
+    by the step's normaliser, times ``loss_weight``; the gradient of that loss as autograd
+    back-propagates it is accumulated, then ``pos_neg = clamp(G+ / (G- + 1e-10), 0, 1)``."""
+    c = logits_per_step[0].size(1)
+    pos_grad, neg_grad = torch.zeros(c, dtype=torch.float64), torch.zeros(c, dtype=torch.float64)
+    pos_neg = torch.ones(c, dtype=torch.float64)
+    target = F.one_hot(labels, c + 1)[:, :c].double()
+    for logits, normaliser in zip(logits_per_step, normalisers):
+        x = logits.clone().requires_grad_()
+        p = x.sigmoid()
+        p_t = p * target + (1 - p) * (1 - target)
+        gamma_j = gamma + scale_factor * (1 - pos_neg)
+        loss = -torch.log(p_t) * (1 - p_t).pow(gamma_j) * gamma_j / gamma
+        loss = (alpha * target + (1 - alpha) * (1 - target)) * loss
+        (grad, ) = torch.autograd.grad(loss_weight * loss.sum() / normaliser, x)
+        pos_grad += (grad.abs() * target).sum(0)
+        neg_grad += (grad.abs() * (1 - target)).sum(0)
+        pos_neg = torch.clamp(pos_grad / (neg_grad + 1e-10), min=0, max=1)
+    return pos_neg
+
+
+def test_statistics_follow_the_official_implementation_step_by_step():
+    """Six steps whose normalisers (the heads' positive counts) alternate 10 / 200: the
+    gradient as back-propagated weighs the steps differently, and g_j must follow the
+    official code's pos_neg, not a ratio of unnormalised sums."""
+    gen = torch.Generator().manual_seed(5)
+    c = 6
+    labels = torch.randint(0, c + 1, (40, ), generator=gen)
+    steps = [torch.randn(40, c, generator=gen, dtype=torch.float64) * 3 for _ in range(6)]
+    normalisers = [10.0, 200.0] * 3
+    efl = EqualizedFocalLoss(num_classes=c, loss_weight=2.0).double().train()
+    for logits, normaliser in zip(steps, normalisers):
+        efl(logits, labels, avg_factor=normaliser - torch.finfo(torch.float32).eps)
+    official = _official_efl_statistics(steps, labels, normalisers, loss_weight=2.0)
+    torch.testing.assert_close(efl.class_factors()[0], official, rtol=1e-6, atol=1e-9)
+    unnormalised = EqualizedFocalLoss(num_classes=c, statistics='unnormalised').double().train()
+    for logits, normaliser in zip(steps, normalisers):
+        unnormalised(logits, labels, avg_factor=normaliser)
+    assert not torch.allclose(unnormalised.class_factors()[0], official, rtol=1e-3)

@@ -204,7 +204,10 @@ def _efl(train=False):
 
 
 MODULES = {
-    'cb': lambda: ClassBalancedFocalLoss(class_counts=COUNTS, beta=0.99, bg_weight=0.7),
+    'cb': lambda: ClassBalancedFocalLoss(class_counts=COUNTS, beta=0.99, weighting='row',
+                                         bg_weight=0.7),
+    'cb_positive': lambda: ClassBalancedFocalLoss(class_counts=COUNTS, beta=0.99),
+    'cb_column': lambda: ClassBalancedFocalLoss(class_counts=COUNTS, weighting='column'),
     'afl': lambda: AdaptiveFocalLoss(class_counts=COUNTS, beta=0.99, lam0=2.0).eval(),
     'dfl': lambda: DualFocalLoss(gamma=3.0, nu=0.2, beta=0.5, rho=0.5),
     'efl': _efl,

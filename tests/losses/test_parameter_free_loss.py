@@ -19,6 +19,8 @@ from imbfocal.losses.parameter_free_loss import (
     softmax_parameter_free_loss,
 )
 
+from loss_testing import value_and_grad
+
 LN10 = math.log(10)
 EPS = 1e-6
 
@@ -139,7 +141,7 @@ def test_paper_examples_softmax(p_min, p_maj, printed, tol):
     logits, labels = _paper_softmax_logits(p_min, p_maj)
     loss = softmax_parameter_free_loss(logits, labels)
     assert abs(loss.item() / LN10 - printed) <= tol
-    loss_mod = ParameterFreeLoss(use_sigmoid=False)(logits, labels)
+    loss_mod = ParameterFreeLoss(use_sigmoid=False, negative='mean')(logits, labels)
     assert loss_mod.item() == pytest.approx(loss.item(), rel=1e-12)
 
 
@@ -269,7 +271,8 @@ def test_gaussian_matches_reference(b, c, h, w):
     (g, ) = torch.autograd.grad(terms.mean(), prob)
     (g_ref, ) = torch.autograd.grad(ref.mean(), prob)
     torch.testing.assert_close(g, g_ref, rtol=1e-9, atol=1e-12)
-    loss = GaussianParameterFreeLoss()(prob, heat, avg_factor=max(1, int(heat.eq(1).sum())))
+    loss = GaussianParameterFreeLoss(negative='mean')(
+        prob, heat, avg_factor=max(1, int(heat.eq(1).sum())))
     assert loss.item() == pytest.approx(ref.mean().item(), rel=1e-10)
 
 
@@ -544,11 +547,87 @@ def test_elementwise_weight_and_soft_targets():
 
 
 def test_label_range_errors():
-    loss = ParameterFreeLoss(use_sigmoid=True, hard_majority=True)
+    loss = ParameterFreeLoss(use_sigmoid=True, negative='mean', hard_majority=True)
     x = torch.zeros(5, 3)
     with pytest.raises(ValueError, match='labels'):
         loss(x, torch.tensor([0, 1, 2, 3, 4]))  # 4 > C = 3
     # An out-of-range label on an ignored anchor is fine (heads may mark ignores that way).
     loss(x, torch.tensor([0, 1, 2, 3, -1]), torch.tensor([1.0, 1, 1, 1, 0]))
     with pytest.raises(ValueError, match='labels'):
-        ParameterFreeLoss(use_sigmoid=False)(x, torch.tensor([0, 1, 2, 3, 0]))  # M = 3
+        ParameterFreeLoss(use_sigmoid=False, negative='mean')(
+            x, torch.tensor([0, 1, 2, 3, 0]))  # M = 3
+
+
+# --------------------------------------------------------------------------------------------
+# The dense-head forms (negative='focal'): PF's positive term, focal loss's negatives.
+# --------------------------------------------------------------------------------------------
+def test_dense_form_hand_computed():
+    # 3 anchors, C = 2, x = 0 (p = 1/2, l = ln 2): anchor 0 of class 0, anchor 1 of class 0,
+    # anchor 2 background. Positive term: class 0 is the only class present, q+_0 = 1/2:
+    # alpha * -log(1/2) = 0.25 ln 2. Negatives: the 4 elements with t = 0 (anchors 0 and 1 in
+    # column 1, anchor 2 in both), each (1 - alpha) p^2 l = 0.75 / 4 ln 2 = 3 ln2 / 16, summed
+    # (12 ln2 / 16 = 0.75 ln 2) and divided by the 2 positives: 0.375 ln 2. Total 0.625 ln 2.
+    loss = ParameterFreeLoss()
+    value = loss(torch.zeros(3, 2, dtype=torch.float64), torch.tensor([0, 0, 2]))
+    assert value.item() == pytest.approx(0.625 * math.log(2), rel=1e-6)
+    # avg_factor replaces the counted positives: 4 -> negatives 0.1875 ln 2
+    value = loss(torch.zeros(3, 2, dtype=torch.float64), torch.tensor([0, 0, 2]), avg_factor=4)
+    assert value.item() == pytest.approx((0.25 + 0.1875) * math.log(2), rel=1e-6)
+    # 'none': per-class terms whose mean is the loss; 'sum' is C times it
+    terms = loss(torch.zeros(3, 2), torch.tensor([0, 0, 2]), reduction_override='none')
+    assert terms.shape == (2, ) and terms.mean().item() == pytest.approx(
+        0.625 * math.log(2), rel=1e-6)
+    assert loss(torch.zeros(3, 2), torch.tensor([0, 0, 2]),
+                reduction_override='sum').item() == pytest.approx(1.25 * math.log(2), rel=1e-6)
+
+
+def test_dense_form_negatives_are_focal_losses():
+    """Background anchors get exactly MMDetection's focal-loss gradient, normalised by the
+    positives: ~1e3 times the paper form's, whose mean runs over every negative."""
+    from mmdet.models.losses import FocalLoss
+    logits, labels, weight = _batch(400, 5, seed=3)
+    background = labels == 5
+    ours = value_and_grad(ParameterFreeLoss(), logits, labels, weight, avg_factor=7.0)[1]
+    focal = value_and_grad(FocalLoss(), logits, labels, weight, avg_factor=7.0)[1]
+    torch.testing.assert_close(ours[background], focal[background])
+    paper = value_and_grad(ParameterFreeLoss(negative='mean'), logits, labels, weight)[1]
+    assert paper[background].abs().max() < 1e-2 * ours[background].abs().max()
+
+
+def test_dense_form_weighs_every_present_class_alike():
+    """One class with 1 positive, one with 20: each class's summed positive gradient is the
+    same, alpha / classes present * (1 - p) at equal p, however many anchors it has."""
+    logits = torch.zeros(21, 2, dtype=torch.float64)
+    labels = torch.tensor([0] + [1] * 20)
+    grad = value_and_grad(ParameterFreeLoss(), logits, labels)[1]
+    rare, frequent = grad[0, 0], grad[1:, 1].sum()
+    torch.testing.assert_close(rare, frequent, rtol=1e-5, atol=0)  # eps in q+ aside
+    assert rare.item() == pytest.approx(-0.25 / 2 * 0.5, rel=1e-5)
+
+
+def test_dense_form_labels_equal_one_hot_targets():
+    logits, labels, weight = _batch(60, 4, seed=9)
+    one_hot = torch.nn.functional.one_hot(labels, 5)[:, :4].double()
+    loss = ParameterFreeLoss()
+    torch.testing.assert_close(value_and_grad(loss, logits, labels, weight, avg_factor=5.0),
+                               value_and_grad(loss, logits, one_hot, weight, avg_factor=5.0))
+
+
+def test_dense_heatmap_form():
+    """PF's positive term over the peaks plus GaussianFocalLoss's negatives over the peaks'
+    count: with the positive term taken away (one peak at p = 1, -log q+ = 0) it is exactly
+    GaussianFocalLoss's negative loss."""
+    from mmdet.models.losses import GaussianFocalLoss
+    prob, heat = _heatmap(2, 3, 4, 4, seed=8)
+    loss = GaussianParameterFreeLoss()
+    peaks = heat.eq(1)
+    prob = torch.where(peaks, torch.ones_like(prob), prob)
+    num_peaks = int(peaks.sum())
+    ref = GaussianFocalLoss(pos_weight=0.0)(prob, heat, avg_factor=num_peaks)
+    torch.testing.assert_close(loss(prob, heat, avg_factor=num_peaks), ref)
+    with pytest.raises(ValueError, match="negative='mean'"):
+        GaussianParameterFreeLoss(hard_majority=True)
+    with pytest.raises(ValueError, match="negative='mean'"):
+        ParameterFreeLoss(use_sigmoid=False)
+    with pytest.raises(ValueError, match='negative'):
+        ParameterFreeLoss(negative='sum')

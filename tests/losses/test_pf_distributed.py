@@ -23,10 +23,10 @@ B, H, W = 4, 6, 6
 SPLITS = [(N // 2, N - N // 2), (N, 0)]
 
 FORMS = {
-    'pf': lambda: ParameterFreeLoss(),
-    'pfh': lambda: ParameterFreeLoss(hard_majority=True),
-    'softmax_pf': lambda: ParameterFreeLoss(use_sigmoid=False),
-    'gaussian_pf': lambda: GaussianParameterFreeLoss(),
+    'pf': lambda: ParameterFreeLoss(negative='mean'),
+    'pfh': lambda: ParameterFreeLoss(negative='mean', hard_majority=True),
+    'softmax_pf': lambda: ParameterFreeLoss(use_sigmoid=False, negative='mean'),
+    'gaussian_pf': lambda: GaussianParameterFreeLoss(negative='mean'),
 }
 
 

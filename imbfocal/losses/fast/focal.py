@@ -12,8 +12,9 @@ Every element of class ``c`` of an anchor labelled ``y_i != c`` has ``t = 0``, s
 
 and the ``t = 1`` form is the ``t = 0`` form at ``-x`` with ``alpha`` for ``alpha_n``, no
 regulariser, and the gradient's sign flipped. Then ``L = u * A_s(c * L0)`` and
-``dL/dx = u * c * dL0/dx / (1 + lam_s * c * L0)`` with ``c = a_{y_i} * w_c`` (the terms'
-``weight_by_label`` and ``class_weight``) and ``u`` the anchor weight. ``l`` is computed as
+``dL/dx = u * c * dL0/dx / (1 + lam_s * c * L0)`` with ``c = a_{y_i} * w_c * v_c^t`` (the
+terms' ``weight_by_label``, ``class_weight`` and ``positive_weight``) and ``u`` the anchor
+weight. ``l`` is computed as
 ``relu(x) - log(max(p, 1 - p))``: ``max(p, 1 - p) = sigmoid(|x|)`` lies in [1/2, 1], so nothing
 underflows for any finite logit.
 
@@ -43,7 +44,8 @@ _ZERO = {dtype: torch.zeros((), dtype=dtype) for dtype in (torch.float32, torch.
 def applies(weight: Optional[Tensor], terms: Any) -> bool:
     """Whether the fast path computes a loss with these weights and terms (integer labels
     assumed): it has no gradient for the weights, so none of them may require one."""
-    tensors = [weight, terms.class_weight, terms.weight_by_label, terms.gamma]
+    tensors = [weight, terms.class_weight, terms.weight_by_label, terms.positive_weight,
+               terms.gamma]
     return not any(isinstance(t, Tensor) and t.requires_grad for t in tensors)
 
 
@@ -252,6 +254,8 @@ def _positives(ops: _Operands, need_grad: bool, need_stats: bool) -> _PositiveEl
     shape = ops.x.shape
     scales = [s for s in (_at(ops.anchor_scale, rows, cols, shape),
                           _at(ops.class_scale, rows, cols, shape)) if s is not None]
+    if ops.terms.positive_weight is not None:
+        scales.append(ops.terms.positive_weight.to(ops.x.dtype)[cols])
     gamma = ops.terms.gamma
     gamma = _at(gamma, rows, cols, shape) if isinstance(gamma, Tensor) else gamma
     loss = torch.empty_like(x_pos)
@@ -339,7 +343,7 @@ def _column_magnitudes(grad: Tensor, weight: Optional[Tensor]) -> Tensor:
 def _kernel_params(terms: Any) -> dict:
     return dict(gamma=terms.gamma, alpha=terms.alpha, nu=terms.nu, beta=terms.beta,
                 rho=terms.rho, lam=terms.lam, class_weight=terms.class_weight,
-                weight_by_label=terms.weight_by_label)
+                weight_by_label=terms.weight_by_label, positive_weight=terms.positive_weight)
 
 
 class FocalFamilyFunction(torch.autograd.Function):
