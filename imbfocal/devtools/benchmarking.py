@@ -61,6 +61,7 @@ def benchmarked_losses(num_classes: int) -> Dict[str, torch.nn.Module]:
         'DualFocalLoss': losses.DualFocalLoss(),
         'EqualizedFocalLoss': efl,
         'ParameterFreeLoss': losses.ParameterFreeLoss(),
+        'ParameterFreeLoss-mean': losses.ParameterFreeLoss(negative='mean'),
     }
     return {name: module.train() for name, module in modules.items()}
 

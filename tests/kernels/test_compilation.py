@@ -41,12 +41,13 @@ def test_every_loss_launches_its_kernels(compiled):
         for row in result['rows']:
             key = (row['loss'], row['dtype'], row['call'])
             launched.setdefault(key, []).append(row['kernel'])
-        assert len(launched) == 5 * 2 * 2
+        assert len(launched) == 6 * 2 * 2
         for (loss, dtype, call), kernels in launched.items():
-            if loss == 'ParameterFreeLoss':
+            if loss == 'ParameterFreeLoss-mean':  # the paper's form: PF's own kernels
                 assert kernels == ['_sums_kernel', '_grad_kernel']
-            else:  # forward, then the in-place backward scaling
-                assert loss in FOCAL_LOSSES and kernels == ['_focal_kernel', '_scale_kernel']
+            else:  # forward, then the in-place backward scaling (the dense PF's negatives too)
+                assert loss in FOCAL_LOSSES + ['ParameterFreeLoss']
+                assert kernels == ['_focal_kernel', '_scale_kernel']
 
 
 def test_several_programs_per_sm(compiled):

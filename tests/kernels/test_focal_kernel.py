@@ -156,7 +156,9 @@ def _efl(c):
 
 MODULES = {
     'cb': lambda c: ClassBalancedFocalLoss(class_counts=[1000 // (k + 1) for k in range(c)],
-                                           beta=0.99, bg_weight=0.7),
+                                           beta=0.99, weighting='row', bg_weight=0.7),
+    'cb_positive': lambda c: ClassBalancedFocalLoss(
+        class_counts=[1000 // (k + 1) for k in range(c)], beta=0.99),
     'afl': lambda c: AdaptiveFocalLoss(class_counts=[1000 // (k + 1) for k in range(c)],
                                        beta=0.99, lam0=2.0).eval(),
     'dfl': lambda c: DualFocalLoss(gamma=3.0, nu=0.2, beta=0.5, rho=0.5),
