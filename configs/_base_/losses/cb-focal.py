@@ -1,4 +1,7 @@
-# Class-balanced focal loss (Cui et al. 2019). Use in a config as
+# Class-balanced focal loss (Cui et al. 2019) in its detection form: the class weights
+# (mean 1 over the training instances, at most max_weight) multiply the positive term of
+# the ground-truth class only, so frequent classes are not starved against background
+# (weighting='row' is the paper's form). Use in a config as
 #   _base_ = ['<baseline config>', '../_base_/losses/cb-focal.py']
 #   model = dict(bbox_head=dict(loss_cls={{_base_.loss_cls}}))
 # (CenterNet: loss_center_heatmap={{_base_.loss_center_heatmap}}).
@@ -9,6 +12,8 @@ loss_cls = dict(
     type='ClassBalancedFocalLoss',
     use_sigmoid=True,
     beta=0.999,
+    weighting='positive',
+    max_weight=10.0,
     gamma=2.0,
     alpha=0.25,
     count_type='instances',
@@ -17,6 +22,7 @@ loss_center_heatmap = dict(
     _delete_=True,
     type='GaussianClassBalancedFocalLoss',
     beta=0.999,
+    max_weight=10.0,
     alpha=2.0,
     gamma=4.0,
     count_type='instances',
