@@ -23,10 +23,12 @@ Counts file format (json, version 1)::
 class). A counts file holds one kind; loading it with the other ``count_type`` is an error.
 """
 import json
+import math
 import os
 import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -43,22 +45,36 @@ def _check_count_type(count_type: str) -> None:
         raise ValueError(f"count_type must be one of {COUNT_TYPES}, got {count_type!r}")
 
 
+def _as_count(value: Any) -> Optional[int]:
+    """``value`` as a non-negative int (ints, numpy integers, int-valued finite floats), or
+    None if it is not one."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value) if value >= 0 else None
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and value >= 0 \
+            and float(value).is_integer():
+        return int(value)
+    return None
+
+
 def _validate_counts(counts: Any, where: str) -> List[int]:
-    if isinstance(counts, Tensor):
-        if counts.is_floating_point() or counts.is_complex():
-            raise ValueError(f'{where}: class counts must be integers, got a {counts.dtype} '
-                             'tensor')
+    if isinstance(counts, (Tensor, np.ndarray)):
+        if counts.ndim != 1:
+            raise ValueError(f'{where}: class counts must be one count per class (1-d), got '
+                             f'shape {tuple(counts.shape)}')
         counts = counts.tolist()
     if isinstance(counts, (str, bytes)) or not isinstance(counts, Sequence):
         raise ValueError(f'{where}: class counts must be a list of ints, got '
                          f'{type(counts).__name__}')
     if not counts:
         raise ValueError(f'{where}: class counts are empty')
-    bad = [c for c in counts if isinstance(c, bool) or not isinstance(c, int) or c < 0]
+    valid = [_as_count(c) for c in counts]
+    bad = [c for c, v in zip(counts, valid) if v is None]
     if bad:
-        raise ValueError(f'{where}: class counts must be non-negative ints; invalid values: '
-                         f'{bad[:5]}')
-    return list(counts)
+        raise ValueError(f'{where}: class counts must be whole numbers >= 0 (ints, numpy '
+                         f'integers or integral floats); invalid values: {bad[:5]}')
+    return valid
 
 
 def _counts_from_annotations(ann: Dict[str, Any], count_type: str, where: str) -> Counts:
@@ -202,6 +218,16 @@ def counts_from_dataset(dataset: Any, count_type: str = 'instances') -> Counts:
     return counts, names
 
 
+def is_counts_file(path: Union[str, os.PathLike]) -> bool:
+    """Whether ``path`` is a readable counts file written by :func:`save_class_counts`."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get('format') == COUNTS_FORMAT
+
+
 def save_class_counts(path: Union[str, os.PathLike], counts: Sequence[int],
                       class_names: Sequence[str], count_type: str,
                       source: str = '') -> None:
@@ -215,6 +241,10 @@ def save_class_counts(path: Union[str, os.PathLike], counts: Sequence[int],
     with open(path, 'w', encoding='utf-8') as f:
         json.dump(data, f, indent=1)
         f.write('\n')
+
+
+def _describe_counts(counts: Sequence[int]) -> str:
+    return f'{len(counts)} classes, {sum(counts)} in all, min {min(counts)}, max {max(counts)}'
 
 
 class ClassCountsMixin:
@@ -293,14 +323,32 @@ class ClassCountsMixin:
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
                               missing_keys, unexpected_keys, error_msgs):
+        """Counts given in the config win over a checkpoint's (a difference is warned about,
+        naming both); a module without counts adopts the checkpoint's, validated."""
         key = prefix + 'class_counts'
         incoming = state_dict.get(key)
-        if incoming is not None and not self.has_class_counts:
-            # An empty buffer means "not known yet": take the checkpoint's counts.
-            self.class_counts = torch.empty_like(incoming, dtype=torch.long,
-                                                 device=self.class_counts.device)
+        if incoming is not None and incoming.numel() == 0:  # saved before counts were known
+            state_dict[key] = self.class_counts
+            incoming = None
+        if incoming is not None:
+            incoming = torch.tensor(_validate_counts(incoming, f'{key} in the checkpoint'),
+                                    dtype=torch.long)
+            if self.class_counts_source == 'config':
+                if not torch.equal(incoming, self.class_counts.cpu()):
+                    warnings.warn(
+                        f'{type(self).__name__}: the checkpoint holds other class counts '
+                        f'({_describe_counts(incoming.tolist())}) than the config '
+                        f'({_describe_counts(self.class_counts.tolist())}); the configured '
+                        'counts are kept', stacklevel=2)
+                incoming = self.class_counts
+            elif not self.has_class_counts:
+                # An empty buffer means "not known yet": take the checkpoint's counts.
+                self.class_counts = torch.empty_like(incoming, device=self.class_counts.device)
+            state_dict[key] = incoming
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
                                       missing_keys, unexpected_keys, error_msgs)
-        if incoming is not None and incoming.shape == self.class_counts.shape:
+        if incoming is not None and self.class_counts_source != 'config' \
+                and incoming.shape == self.class_counts.shape:
             self.class_counts_source = 'checkpoint'
+            self.class_names = None  # the checkpoint does not name its classes
             self._warn_zero_counts()

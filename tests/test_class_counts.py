@@ -116,7 +116,7 @@ def test_length_mismatch_error():
     ({'format': 'imbfocal-class-counts', 'version': 9, 'count_type': 'instances',
       'classes': ['a'], 'counts': [1]}, 'version 9'),
     ({'format': 'imbfocal-class-counts', 'version': 1, 'count_type': 'instances',
-      'classes': ['a', 'b'], 'counts': [1, -2]}, 'non-negative ints'),
+      'classes': ['a', 'b'], 'counts': [1, -2]}, 'whole numbers >= 0'),
     ({'format': 'imbfocal-class-counts', 'version': 1, 'count_type': 'instances',
       'classes': ['a'], 'counts': [1, 2]}, 'one name per count'),
     ({'format': 'imbfocal-class-counts', 'version': 1, 'counts': [1]}, 'lacks'),
@@ -137,9 +137,21 @@ def test_malformed_files(tmp_path, content, match):
 def test_bad_arguments():
     with pytest.raises(FileNotFoundError, match='does not exist'):
         load_class_counts('/nonexistent/counts.json')
-    for bad in ([1.5, 2], [True, 3], [], [3, -1], 12, torch.tensor([1.0])):
+    for bad in ([1.5, 2], [True, 3], [], [3, -1], 12, torch.tensor([1.5]), [float('nan')],
+                torch.tensor([[1, 2]])):
         with pytest.raises(ValueError, match='class counts'):
             load_class_counts(bad)
+
+
+def test_numpy_and_integral_counts_are_taken():
+    """numpy integers (counts computed with numpy) and whole floats (counts read from a
+    float array) are counts; the message for the rest says what is accepted."""
+    import numpy as np
+    assert load_class_counts(np.array([3, 0, 7])) == ([3, 0, 7], None)
+    assert load_class_counts([np.int64(4), 2.0, np.float32(1)]) == ([4, 2, 1], None)
+    assert load_class_counts(torch.tensor([5.0, 1.0])) == ([5, 1], None)
+    with pytest.raises(ValueError, match='whole numbers >= 0'):
+        load_class_counts([2.5, 1])
     with pytest.raises(ValueError, match='count_type'):
         ClassBalancedFocalLoss(class_counts=[1, 2], count_type='boxes')
 

@@ -20,6 +20,7 @@ from imbfocal.class_counts import (
     COUNT_TYPES,
     Counts,
     counts_from_dataset,
+    is_counts_file,
     load_class_counts,
     save_class_counts,
 )
@@ -43,7 +44,21 @@ def counts_from_config(config: str, count_type: str, cfg_options: Optional[dict]
     return counts_from_dataset(DATASETS.build(cfg.train_dataloader.dataset), count_type)
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def check_out(out: str, source: str, force: bool) -> None:
+    """Refuse to write over the source, or over a file that is not a counts file.
+
+    Raises:
+        FileExistsError: Naming the file and ``--force`` where that applies.
+    """
+    if os.path.exists(out) and os.path.exists(source) and os.path.samefile(out, source):
+        raise FileExistsError(f'--out {out} is the source file itself; write the counts to '
+                              'another file')
+    if os.path.exists(out) and not force and not is_counts_file(out):
+        raise FileExistsError(f'{out} exists and is not a counts file; choose another --out, '
+                              'or pass --force to replace it')
+
+
+def main(argv: Optional[List[str]] = None) -> int:
     from mmengine.config import DictAction
 
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -53,19 +68,27 @@ def main(argv: Optional[List[str]] = None) -> None:
                         help='count boxes per class (instances) or images per class')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, as in MMDetection tools')
+    parser.add_argument('--force', action='store_true',
+                        help='replace --out even if it is not a counts file')
     args = parser.parse_args(argv)
 
-    if args.source.endswith('.json'):
-        if args.cfg_options:
-            parser.error('--cfg-options applies to a config, not to an annotation json')
-        counts, names = load_class_counts(args.source, args.count_type)
-    else:
-        counts, names = counts_from_config(args.source, args.count_type, args.cfg_options)
-    save_class_counts(args.out, counts, names, args.count_type, source=args.source)
+    try:
+        check_out(args.out, args.source, args.force)
+        if args.source.endswith('.json'):
+            if args.cfg_options:
+                parser.error('--cfg-options applies to a config, not to an annotation json')
+            counts, names = load_class_counts(args.source, args.count_type)
+        else:
+            counts, names = counts_from_config(args.source, args.count_type, args.cfg_options)
+        save_class_counts(args.out, counts, names, args.count_type, source=args.source)
+    except (OSError, ValueError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
     print(f'{os.path.abspath(args.out)}: {len(counts)} classes, {sum(counts)} '
           f'{args.count_type} in all, {sum(c == 0 for c in counts)} classes with none',
           file=sys.stderr)
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

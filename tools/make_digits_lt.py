@@ -35,7 +35,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--max-digits', type=int, default=None, help='digits per image, at most')
     p.add_argument('--class-order', choices=('fixed', 'shuffled'), default=None,
                    help="fixed: '0' most frequent ... '9' rarest; shuffled: by seed")
-    p.add_argument('--force', action='store_true', help='regenerate even if up to date')
+    p.add_argument('--force', action='store_true',
+                   help='regenerate even if up to date, and write into a folder that holds '
+                   'no digits-LT build')
     return p.parse_args(argv)
 
 
@@ -51,7 +53,11 @@ def main(argv=None) -> int:
         print(f'digits-LT in {args.out} is up to date (same parameters in meta.json); '
               'nothing to do (--force regenerates)')
         return 0
-    meta = generate_digits_lt(args.out, cfg)
+    try:
+        meta = generate_digits_lt(args.out, cfg, force=args.force)
+    except OSError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
     print(f"digits-LT: {meta['train']['images']} train / {meta['val']['images']} val images "
           f"in {args.out} ({meta['seconds']:.1f}s)")
     return 0

@@ -659,35 +659,71 @@ def expected_files(out_dir: str, splits: Sequence[str] = ALL_SPLITS[:2]) -> List
     return [os.path.join(out_dir, n) for n in names + ['meta.json']]
 
 
+def read_meta(out_dir: str) -> Optional[Dict[str, Any]]:
+    """The ``meta.json`` of a digits-LT build in ``out_dir``, or None (missing, unreadable,
+    truncated, or not written by this generator)."""
+    try:
+        with open(os.path.join(out_dir, 'meta.json'), encoding='utf-8') as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get('generator') != 'imbfocal.datasets.digits_lt':
+        return None
+    return meta
+
+
 def is_up_to_date(out_dir: str, cfg: DigitsLTConfig) -> bool:
     """True if ``out_dir`` holds a complete build of exactly ``cfg``."""
-    meta_path = os.path.join(out_dir, 'meta.json')
     if not all(os.path.isfile(p) for p in expected_files(out_dir, cfg.splits)):
         return False
-    with open(meta_path, encoding='utf-8') as f:
-        meta = json.load(f)
-    if meta.get('version') != GENERATOR_VERSION or meta.get('params') != cfg.to_dict():
+    meta = read_meta(out_dir)
+    if meta is None or meta.get('version') != GENERATOR_VERSION or \
+            meta.get('params') != cfg.to_dict():
         return False
-    return all(len(os.listdir(os.path.join(out_dir, s))) == meta[s]['images']
+    return all(os.path.isdir(os.path.join(out_dir, s)) and
+               len(os.listdir(os.path.join(out_dir, s))) == meta.get(s, {}).get('images')
                for s in cfg.splits)
 
 
+def check_out_dir(out_dir: str, force: bool = False) -> None:
+    """Refuse to write into a non-empty folder that holds no digits-LT build.
+
+    Raises:
+        FileExistsError: Naming the folder and ``force`` (``--force``).
+    """
+    if force or not os.path.isdir(out_dir) or not os.listdir(out_dir):
+        return
+    if read_meta(out_dir) is None:
+        raise FileExistsError(
+            f'{out_dir} is not empty and holds no digits-LT build (no readable meta.json '
+            'written by this generator); choose an empty or new folder, or pass force=True '
+            '(--force) to write into it: the files a build writes would be replaced')
+
+
 def generate_digits_lt(out_dir: str = 'data/digits_lt',
-                       cfg: Optional[DigitsLTConfig] = None) -> Dict[str, Any]:
+                       cfg: Optional[DigitsLTConfig] = None,
+                       force: bool = False) -> Dict[str, Any]:
     """Write a digits-LT build to ``out_dir`` (layout in the module docstring).
 
-    Images of an earlier build in the split folders are replaced; any other file there is an
-    error (nothing is deleted but digits-LT images).
+    ``out_dir`` must be new, empty or an earlier digits-LT build (``force`` writes into any
+    folder). Images of an earlier build in the split folders are replaced; any other file
+    there is an error (nothing is deleted but digits-LT images).
 
     Args:
         out_dir: Output folder.
         cfg: Parameters; ``DigitsLTConfig()`` (the default preset, seed 0) if None.
+        force: Write into a non-empty folder that holds no digits-LT build. Defaults to False.
 
     Returns:
         The ``meta.json`` content.
+
+    Raises:
+        FileExistsError: For a foreign non-empty folder without ``force``, or foreign files
+            in a split folder.
     """
     from mmengine.logging import MMLogger, print_log
     cfg = cfg or DigitsLTConfig()
+    check_out_dir(out_dir, force)
     logger = MMLogger.get_current_instance()
     tic = time.time()
     digits, labels = load_source_digits()

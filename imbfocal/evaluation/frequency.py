@@ -75,11 +75,16 @@ def resolve_frequencies(classes: Sequence[str],
     groups = {}
     for name in classes:
         value = source[name] if name in source else source[str(name)]
-        groups[str(name)] = _to_group(name, value, thresholds)
+        groups[str(name)] = to_group(name, value, thresholds)
     return groups
 
 
-def _to_group(name: str, value: Union[int, str], thresholds: Sequence[int]) -> str:
+def to_group(name: str, value: Union[int, str], thresholds: Sequence[int]) -> str:
+    """``'r'``, ``'c'`` or ``'f'`` from a training image count or a group letter.
+
+    Raises:
+        ValueError: Naming the class, for anything else.
+    """
     if isinstance(value, str) and value in FREQUENCY_GROUPS:
         return value
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:

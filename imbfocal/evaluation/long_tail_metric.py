@@ -40,7 +40,7 @@ import itertools
 import os.path as osp
 import tempfile
 from collections import OrderedDict, defaultdict
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmdet.evaluation.functional import eval_map
@@ -58,6 +58,7 @@ from .frequency import (
     check_thresholds,
     group_members,
     resolve_frequencies,
+    to_group,
 )
 
 GROUP_KEYS = {'r': 'APr', 'c': 'APc', 'f': 'APf'}
@@ -124,11 +125,26 @@ class _FrequencyMixin:
     def _init_frequency(self, class_frequency: Optional[FrequencySource],
                         train_ann_file: Optional[str], train_dataset: Optional[dict],
                         frequency_thresholds: Sequence[int]) -> None:
+        """Keep the frequency source, checked now rather than at the first evaluation."""
         self.class_frequency = class_frequency
         self.train_ann_file = train_ann_file
         self.train_dataset = train_dataset
         self.frequency_thresholds = check_thresholds(frequency_thresholds)
         self._train_counts: Optional[Dict[str, int]] = None
+        if class_frequency is not None:
+            values = class_frequency.values() if isinstance(class_frequency, Mapping) \
+                else class_frequency
+            for value in values:
+                to_group('class_frequency', value, self.frequency_thresholds)
+        if train_ann_file is not None:
+            from ..class_counts import load_class_counts
+            counts, names = load_class_counts(train_ann_file, 'images')  # raises if unusable
+            if names is not None:
+                self._train_counts = dict(zip(names, counts))
+        if train_dataset is not None and not (isinstance(train_dataset, Mapping)
+                                              and 'type' in train_dataset):
+            raise ValueError(f'train_dataset must be a dataset config (a dict with a type), '
+                             f'got {train_dataset!r}')
 
     @property
     def has_frequency_source(self) -> bool:
@@ -238,7 +254,12 @@ class LongTailMetric(_FrequencyMixin, CocoMetric):
                          backend_args=backend_args, collect_device=collect_device,
                          prefix=prefix or ('lvis' if self.lvis_mode else 'coco'))
         self._coco_api = gt_api
+        if max_dets is not None and (not isinstance(max_dets, int) or max_dets < 1):
+            raise ValueError(f'max_dets must be a positive number of detections per image (or '
+                             f'None: 300 in LVIS mode, 100 in COCO mode), got {max_dets!r}')
         self.max_dets = max_dets or (300 if self.lvis_mode else 100)
+        if gt_api is not None:
+            _file_frequencies(gt_api.dataset)  # an unknown frequency fails here, not later
         self._init_frequency(class_frequency, train_ann_file, train_dataset,
                              frequency_thresholds)
         if not self.lvis_mode and not self.has_frequency_source and not (
@@ -255,6 +276,7 @@ class LongTailMetric(_FrequencyMixin, CocoMetric):
         """Evaluate the collected results (see the class docstring for the keys)."""
         logger: MMLogger = MMLogger.get_current_instance()
         gts, preds = zip(*results)
+        preds = [_known_labels(pred, len(self.dataset_meta['classes']), logger) for pred in preds]
         tmp_dir = None
         if self.outfile_prefix is None:
             tmp_dir = tempfile.TemporaryDirectory()
@@ -355,12 +377,41 @@ class LongTailMetric(_FrequencyMixin, CocoMetric):
 
 def _file_frequencies(dataset: Dict[str, Any],
                       cat_ids: Optional[Sequence[int]] = None) -> Optional[List[str]]:
-    """The ``frequency`` of the given (default: all) categories, or None if any lacks it."""
+    """The ``frequency`` of the given (default: all) categories, or None if any lacks it.
+
+    Raises:
+        ValueError: For a frequency other than 'r', 'c' or 'f'.
+    """
     cats = {c['id']: c for c in dataset.get('categories') or []}
     ids = list(cats) if cat_ids is None else list(cat_ids)
     if not ids or any('frequency' not in cats[i] for i in ids):
         return None
+    bad = [(cats[i].get('name', i), cats[i]['frequency']) for i in ids
+           if cats[i]['frequency'] not in FREQUENCY_GROUPS]
+    if bad:
+        raise ValueError(f"category frequency must be one of {FREQUENCY_GROUPS} (LVIS's "
+                         f'rare / common / frequent), got {bad[:5]} (category, frequency)')
     return [cats[i]['frequency'] for i in ids]
+
+
+def _known_labels(pred: Dict[str, Any], num_classes: int, logger: MMLogger) -> Dict[str, Any]:
+    """The prediction without detections whose label is not a class (e.g. -1), warned about;
+    indexing the category ids with -1 would score them as the last category."""
+    labels = np.asarray(pred['labels'])
+    known = (labels >= 0) & (labels < num_classes)
+    if known.all():
+        return pred
+    logger.warning(f'LongTailMetric: {int((~known).sum())} detections of image '
+                   f"{pred.get('img_id')} have labels outside [0, {num_classes}) "
+                   f'({sorted(set(labels[~known].tolist()))[:5]}); they are left out')
+    def keep(value):
+        if isinstance(value, list):  # masks as RLE dicts
+            return [v for v, k in zip(value, known) if k]
+        return np.asarray(value)[known]
+
+    per_detection = ('bboxes', 'scores', 'labels', 'masks', 'mask_scores')
+    return {key: keep(value) if key in per_detection else value
+            for key, value in pred.items()}
 
 
 def limit_per_image(predictions: List[dict], max_dets: int) -> List[dict]:

@@ -11,7 +11,8 @@ from ..class_counts import ClassCountsMixin, Counts, counts_from_dataset
 from ..registry import register
 
 
-def _summary(counts: List[int], names: List[str]) -> str:
+def _summary(counts: List[int], names: Optional[List[str]]) -> str:
+    names = names or [str(i) for i in range(len(counts))]
     lo = min(range(len(counts)), key=counts.__getitem__)
     hi = max(range(len(counts)), key=counts.__getitem__)
     zero = sum(c == 0 for c in counts)
@@ -29,12 +30,18 @@ class ClassCountsHook(Hook):
     already holds counts, fills them from ``runner.train_dataloader.dataset`` with that loss's
     own ``count_type`` (see ``imbfocal.class_counts.counts_from_dataset``).
 
-    Counts are "already set" when the module's ``class_counts`` buffer is non-empty: given by
-    ``class_counts=`` in the config, or restored from a checkpoint. MMEngine's
-    ``Runner.train`` loads / resumes the checkpoint (``load_or_resume``) before the train loop
-    calls ``before_train``, so resumed counts are seen here and kept. One exception: counts
-    that came from a checkpoint (``load_from`` of a model trained on another dataset) whose
-    length differs from the training dataset's number of classes are replaced, with a warning.
+    Which counts a loss trains with:
+
+    * given by ``class_counts=`` in the config: always those (a checkpoint never replaces them);
+      if they name their classes (an annotation or counts file) and the names differ from the
+      training dataset's, a warning names both;
+    * none configured, resuming (``resume=True``): the checkpoint's, as the run left them;
+    * none configured, fine-tuning from ``load_from``: the training dataset's, counted here (a
+      warning says so when they differ from the checkpoint's);
+    * none at all: the training dataset's.
+
+    MMEngine's ``Runner.train`` loads or resumes the checkpoint before the train loop calls
+    ``before_train``, so checkpoint counts are in the buffer when this hook runs.
     """
 
     priority = 'NORMAL'
@@ -49,17 +56,29 @@ class ClassCountsHook(Hook):
             if not isinstance(module, ClassCountsMixin):
                 continue
             num_losses += 1
-            if module.has_class_counts:
-                stale = self._stale_checkpoint_counts(module, len(dataset.metainfo['classes']))
-                if stale is None:
-                    logger.info(f'ClassCountsHook: {name} already has '
-                                f'{module.class_counts.numel()} class counts (from '
-                                f'{module.class_counts_source}); kept')
+            classes = [str(c) for c in dataset.metainfo['classes']]
+            if module.class_counts_source == 'config':
+                self._check_names(name, module, classes, logger)
+                logger.info(f'ClassCountsHook: {name} keeps its {module.class_counts.numel()} '
+                            'class counts from the config')
+                continue
+            resuming = bool(getattr(runner, '_resume', False))
+            if module.class_counts_source == 'checkpoint' and resuming:
+                if module.class_counts.numel() == len(classes):
+                    logger.info(f'ClassCountsHook: {name} keeps the '
+                                f'{module.class_counts.numel()} class counts it resumed with')
                     continue
-                logger.warning(f'ClassCountsHook: {name}: {stale}; recounting')
+                logger.warning(f'ClassCountsHook: {name}: {module.class_counts.numel()} class '
+                               f'counts resumed from the checkpoint but the training dataset '
+                               f'has {len(classes)} classes; recounting')
             if module.count_type not in cache:
                 cache[module.count_type] = counts_from_dataset(dataset, module.count_type)
             counts, names = cache[module.count_type]
+            if module.class_counts_source == 'checkpoint' and not resuming and \
+                    module.class_counts.tolist() != list(counts):
+                logger.warning(f'ClassCountsHook: {name}: the load_from checkpoint had other '
+                               f'class counts ({_summary(module.class_counts.tolist(), None)}); '
+                               'fine-tuning counts the training dataset instead')
             module.set_class_counts(counts, names, source='ClassCountsHook')
             logger.info(f'ClassCountsHook: {name} <- training-set {module.count_type} counts: '
                         f'{_summary(counts, names)}')
@@ -67,10 +86,15 @@ class ClassCountsHook(Hook):
             logger.warning('ClassCountsHook: the model has no loss that takes class counts')
 
     @staticmethod
-    def _stale_checkpoint_counts(module: ClassCountsMixin, num_classes: int) -> Optional[str]:
-        """Why counts restored from a checkpoint do not fit the dataset, or None."""
-        if (module.class_counts_source == 'checkpoint'
-                and module.class_counts.numel() != num_classes):
-            return (f'{module.class_counts.numel()} class counts loaded from the checkpoint but '
-                    f'the training dataset has {num_classes} classes')
-        return None
+    def _check_names(name: str, module: ClassCountsMixin, classes: List[str],
+                     logger: MMLogger) -> None:
+        """Warn, naming both, when configured counts name other classes than the dataset."""
+        names = module.class_names
+        if names is not None and list(names) != classes:
+            differ = [(i, a, b) for i, (a, b) in enumerate(zip(names, classes)) if a != b]
+            logger.warning(
+                f'ClassCountsHook: {name}: the configured class counts name {len(names)} '
+                f'classes, the training dataset {len(classes)}; they differ at '
+                f'{len(differ)} positions, first {differ[:3]} (index, counts, dataset). The '
+                'configured counts are used as given: check class_counts= or drop it to count '
+                'the dataset')

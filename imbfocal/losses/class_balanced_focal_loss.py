@@ -29,7 +29,7 @@ from torch import Tensor
 from ..class_counts import ClassCountsMixin, ClassCountsSource
 from ..registry import register
 from .adaptive_gradient import adaptive_gradient_function
-from .contract import AvgFactor, HeatmapLoss, reduce_loss
+from .contract import AvgFactor, HeatmapLoss, check_gamma, reduce_loss
 from .focal_family import FocalFamilyLoss, FocalTerms
 from .state_logging import log_class_weights
 
@@ -124,6 +124,7 @@ class ClassBalancedFocalLoss(ClassCountsMixin, FocalFamilyLoss):
                  reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
         super().__init__(use_sigmoid, reduction, loss_weight)
+        check_gamma(gamma)
         if not 0 <= beta < 1:
             raise ValueError(f'beta must be in [0, 1), got {beta}')
         if weighting not in self.WEIGHTINGS:

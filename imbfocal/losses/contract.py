@@ -38,13 +38,20 @@ def resolve_reduction(reduction: str, reduction_override: Optional[str]) -> str:
     return reduction_override or reduction
 
 
+LABEL_DTYPES = (torch.int64, torch.int32)
+
+
 def check_label_shape(pred: Tensor, target: Tensor) -> bool:
     """Whether ``target`` holds integer labels ``(N,)`` for ``pred`` ``(N, C)``, else targets.
 
     Raises:
-        ValueError: If ``target`` is neither labels nor targets of ``pred``'s shape.
+        ValueError: If ``target`` is neither labels (int64 or int32) nor floating-point
+            targets of ``pred``'s shape.
     """
     if target.dim() == pred.dim() - 1 and not target.is_floating_point():
+        if target.dtype not in LABEL_DTYPES:
+            raise ValueError(f'labels must be int64 (or int32) class indices, got '
+                             f'{target.dtype}: pass labels.long()')
         if target.shape != pred.shape[:-1]:
             raise ValueError(f'labels of shape {tuple(target.shape)} do not match '
                              f'predictions of shape {tuple(pred.shape)}')
@@ -53,7 +60,42 @@ def check_label_shape(pred: Tensor, target: Tensor) -> bool:
         raise ValueError(f'targets of shape {tuple(target.shape)} must be integer labels of '
                          f'shape {tuple(pred.shape[:-1])} or match predictions of shape '
                          f'{tuple(pred.shape)}')
+    if not target.is_floating_point():
+        raise ValueError(f'targets of the predictions\' shape {tuple(pred.shape)} are one-hot '
+                         f'or soft probabilities and must be floating point, got '
+                         f'{target.dtype}: pass target.float(), or integer labels of shape '
+                         f'{tuple(pred.shape[:-1])}')
     return False
+
+
+def check_target_values(pred: Tensor, target: Tensor, weight: Optional[Tensor]) -> None:
+    """Labels in ``[0, C]`` (``C`` = background) wherever the weight is not 0, targets in
+    [0, 1] and weights >= 0, as MMDetection's ``FocalLoss`` takes them.
+
+    Raises:
+        ValueError: Naming the range and the values found.
+    """
+    if weight is not None and weight.numel() and bool((weight < 0).any()):
+        raise ValueError(f'weights must be >= 0, got values down to {float(weight.min()):g}')
+    if not target.numel():
+        return
+    if target.is_floating_point():
+        low, high = torch.aminmax(target)
+        if low < 0 or high > 1:
+            raise ValueError(f'targets must lie in [0, 1], got values in [{float(low):g}, '
+                             f'{float(high):g}]')
+        return
+    labels = target
+    if weight is not None:
+        valid = weight.reshape(labels.size(0), -1).ne(0).any(1)
+        labels = labels[valid]
+    if labels.numel():
+        low, high = torch.aminmax(labels)
+        num_classes = pred.size(-1)
+        if low < 0 or high > num_classes:
+            raise ValueError(f'labels must lie in [0, {num_classes}] ({num_classes} is '
+                             f'background; an ignored anchor takes weight 0), got values in '
+                             f'[{int(low)}, {int(high)}]')
 
 
 def labels_to_targets(pred: Tensor, target: Tensor) -> Tensor:

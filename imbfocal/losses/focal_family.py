@@ -43,6 +43,7 @@ from .contract import (
     check_label_shape,
     check_reduction,
     check_sigmoid,
+    check_target_values,
     labels_to_targets,
     no_autocast,
     reduce_loss,
@@ -158,11 +159,14 @@ def focal_family_reference(pred: Tensor, target: Tensor, terms: FocalTerms) -> T
     return loss
 
 
-def check_focal_inputs(pred: Tensor, target: Tensor, name: str = 'focal_family_loss') -> None:
-    """Raise a ValueError unless ``pred`` is ``(N, C)`` and ``target`` labels or targets."""
+def check_focal_inputs(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+                       name: str = 'focal_family_loss') -> None:
+    """Raise a ValueError unless ``pred`` is ``(N, C)``, ``target`` labels in ``[0, C]`` or
+    targets in [0, 1] of ``pred``'s shape, and ``weight`` non-negative."""
     if pred.dim() != 2:
         raise ValueError(f'{name} expects logits of shape (N, C), got {tuple(pred.shape)}')
     check_label_shape(pred, target)
+    check_target_values(pred, target, weight)
 
 
 def focal_family_loss(pred: Tensor,
@@ -197,7 +201,7 @@ def focal_family_loss(pred: Tensor,
         The loss, and the statistics if asked for.
     """
     check_reduction(reduction)
-    check_focal_inputs(pred, target)
+    check_focal_inputs(pred, target, weight)
     with no_autocast(pred):
         loss, stats = _compute(pred, target, terms, weight, reduction, avg_factor,
                                return_grad_stats)
@@ -278,7 +282,7 @@ class FocalFamilyLoss(ClassificationLoss):
     def loss(self, pred: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str,
              avg_factor: AvgFactor) -> Tensor:
         """:func:`focal_family_loss` with this module's terms."""
-        check_focal_inputs(pred, target, type(self).__name__)
+        check_focal_inputs(pred, target, weight, type(self).__name__)
         track = self.tracks_gradients and self.training
         loss, stats = _compute(pred, target, self.focal_terms(pred.size(1)), weight, reduction,
                                avg_factor, track)

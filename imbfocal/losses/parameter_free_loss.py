@@ -57,6 +57,7 @@ from .contract import (
     as_float32,
     check_label_shape,
     check_reduction,
+    check_target_values,
     labels_to_targets,
     no_autocast,
 )
@@ -135,8 +136,7 @@ def _sigmoid_terms(pred: Tensor, target: Tensor, weight: Optional[Tensor],
     check_label_shape(pred, target)
     x = as_float32(pred)
     w = _anchor_weight(weight, x)
-    if not target.is_floating_point():
-        _check_labels(target, x.size(1), None if w is None else (w > 0).any(-1))
+    check_target_values(x, target, w)
     if (not target.is_floating_point() and (w is None or w.size(1) == 1)
             and dispatch.get_impl() != 'reference' and not (w is not None and w.requires_grad)):
         return _terms_from_sums(*label_sums(x, target, w, hard_majority), eps)
@@ -180,8 +180,7 @@ def _dense_sigmoid_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor], 
         raise ValueError('avg_factor can not be used with reduction="sum"')
     x = as_float32(pred)
     w = _anchor_weight(weight, x)
-    if not target.is_floating_point():
-        _check_labels(target, x.size(1), None if w is None else (w > 0).any(-1))
+    check_target_values(x, target, w)
     num_classes = x.size(1)
     pos_num, pos_cnt = all_reduce_sum(torch.stack(_positive_sums(x, target, w)))
     present = pos_cnt > 0

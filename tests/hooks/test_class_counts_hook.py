@@ -65,8 +65,10 @@ class _Toy(nn.Module):
         self.backbone = nn.Linear(2, 2)
 
 
-def _run_hook(model, dataset):
-    runner = SimpleNamespace(model=model, train_dataloader=SimpleNamespace(dataset=dataset))
+def _run_hook(model, dataset, resume=False):
+    """``before_train`` on a stand-in runner (``_resume`` is MMEngine's flag of a resumed run)."""
+    runner = SimpleNamespace(model=model, train_dataloader=SimpleNamespace(dataset=dataset),
+                             _resume=resume)
     records = []
     handler = logging.Handler()
     handler.emit = records.append
@@ -119,32 +121,90 @@ def test_hook_keeps_configured_counts(coco_json):
     messages = _run_hook(model, _dataset(coco_json))
     assert model.head.loss_cls.class_counts.tolist() == [7, 8, 9]
     assert model.head.loss_heatmap.class_counts.tolist() == IMAGES
-    assert any('head.loss_cls already has 3 class counts (from config); kept' in m
+    assert any('head.loss_cls keeps its 3 class counts from the config' in m
                for m in messages), messages
 
 
-def test_hook_keeps_counts_restored_from_checkpoint(coco_json):
+def test_hook_keeps_counts_restored_from_checkpoint_on_resume(coco_json):
     # Runner.train() resumes (load_or_resume) before the loop's before_train hook runs, so
     # the hook sees counts restored from a checkpoint and must keep them.
     trained = _Toy(cls_counts=[11, 12, 13])
     trained.head.loss_heatmap.set_class_counts([1, 2, 3])
     resumed = _Toy()
     resumed.load_state_dict(trained.state_dict())
-    _run_hook(resumed, _dataset(coco_json))
+    messages = _run_hook(resumed, _dataset(coco_json), resume=True)
     assert resumed.head.loss_cls.class_counts.tolist() == [11, 12, 13]
     assert resumed.head.loss_heatmap.class_counts.tolist() == [1, 2, 3]
+    assert any('keeps the 3 class counts it resumed with' in m for m in messages), messages
 
 
-def test_hook_recounts_checkpoint_counts_of_another_dataset(coco_json):
-    # load_from a model trained with 2 classes, fine-tuned on the 3-class dataset.
-    other = _Toy(cls_counts=[5, 5])
-    other.head.loss_heatmap.set_class_counts([5, 5])
+def test_hook_recounts_checkpoint_counts_when_fine_tuning(coco_json):
+    """load_from a model trained on another dataset (same number of classes): fine-tuning
+    counts the new training set, and says that the checkpoint's counts differed."""
+    other = _Toy(cls_counts=[50, 50, 50])
+    other.head.loss_heatmap.set_class_counts([5, 5, 5])
     model = _Toy()
     model.load_state_dict(other.state_dict())
     messages = _run_hook(model, _dataset(coco_json))
     assert model.head.loss_cls.class_counts.tolist() == INSTANCES
-    assert any('2 class counts loaded from the checkpoint but the training dataset has 3'
+    assert model.head.loss_cls.class_counts_source == 'ClassCountsHook'
+    assert any('load_from checkpoint had other class counts' in m for m in messages), messages
+
+
+def test_hook_recounts_checkpoint_counts_of_another_dataset(coco_json):
+    # resumed with 2 classes onto the 3-class dataset: the counts cannot be used.
+    other = _Toy(cls_counts=[5, 5])
+    other.head.loss_heatmap.set_class_counts([5, 5])
+    model = _Toy()
+    model.load_state_dict(other.state_dict())
+    messages = _run_hook(model, _dataset(coco_json), resume=True)
+    assert model.head.loss_cls.class_counts.tolist() == INSTANCES
+    assert any('2 class counts resumed from the checkpoint but the training dataset has 3'
                in m for m in messages), messages
+
+
+def test_configured_counts_win_over_a_checkpoint(coco_json):
+    """A user who configures class_counts fine-tunes from a checkpoint of other counts: the
+    configured ones stay (load_state_dict and the hook), and a warning names both."""
+    trained = _Toy(cls_counts=[11, 12, 13])
+    model = _Toy(cls_counts=[7, 8, 9])
+    with pytest.warns(UserWarning, match=r'other class counts \(3 classes, 36 in all.*'
+                      r'than the config \(3 classes, 24 in all.*configured counts are kept'):
+        model.load_state_dict(trained.state_dict())
+    assert model.head.loss_cls.class_counts.tolist() == [7, 8, 9]
+    assert model.head.loss_cls.class_counts_source == 'config'
+    for resume in (False, True):
+        _run_hook(model, _dataset(coco_json), resume=resume)
+        assert model.head.loss_cls.class_counts.tolist() == [7, 8, 9]
+
+
+def test_configured_count_type_is_not_replaced_by_a_checkpoint(coco_json):
+    """The same classes, count_type changed to 'images' in the config: the checkpoint's
+    instance counts must not come back through load_state_dict."""
+    trained = _Toy(cls_counts=INSTANCES)
+    model = _Toy(cls_counts=IMAGES)
+    with pytest.warns(UserWarning, match='configured counts are kept'):
+        model.load_state_dict(trained.state_dict())
+    assert model.head.loss_cls.class_counts.tolist() == IMAGES
+
+
+def test_configured_class_names_are_compared_with_the_dataset(coco_json, tmp_path):
+    from imbfocal.class_counts import save_class_counts
+    counts_file = tmp_path / 'counts.json'
+    save_class_counts(counts_file, [1, 2, 3], ['ant', 'bee', 'yak'], 'instances')
+    model = _Toy(cls_counts=str(counts_file))
+    messages = _run_hook(model, _dataset(coco_json))
+    assert any("differ at 1 positions, first [(2, 'yak', 'cow')]" in m for m in messages), \
+        messages
+
+
+@pytest.mark.parametrize('bad', [[-5, 1, 2], [float('nan'), 1.0, 2.0], [1.5, 2.0, 3.0]])
+def test_checkpoint_counts_are_validated(bad):
+    model = _Toy()
+    state = model.state_dict()
+    state['head.loss_cls.class_counts'] = torch.tensor(bad)
+    with pytest.raises(ValueError, match='class_counts in the checkpoint'):
+        model.load_state_dict(state, strict=False)
 
 
 def test_hook_warns_without_count_losses(coco_json):
