@@ -28,6 +28,9 @@ memory events (``torch.profiler.profile(profile_memory=True)``, whose chrome tra
 CPU allocator's running "Total Allocated" at every allocation and free); the peak of that
 running total over the call. Both count tensor storage only (not Python objects).
 
+``--busy K`` repeats the measurements while ``K`` other processes each spin on a core: how a
+CPU path holds up on a training machine whose cores are shared with data loaders.
+
 Benchmarks are not tests: nothing here asserts a time. Example::
 
     python tools/benchmark_losses.py --out bench.json
@@ -38,10 +41,12 @@ import contextlib
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -289,8 +294,24 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='time the Triton kernels once per tiling, e.g. 4096x8x8 2048x4x8 '
                         '(default: the kernels\' default tiling only)')
     parser.add_argument('--losses', nargs='*', help='only these imbfocal losses')
+    parser.add_argument('--busy', type=int, default=0, metavar='PROCESSES',
+                        help='time everything while this many other processes each keep a '
+                        'core busy (a training machine\'s data loaders, another job)')
     parser.add_argument('--out', help='write the results as JSON here')
     return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def busy_processes(count: int) -> Iterator[None]:
+    """Run ``count`` processes that each spin on one core for the duration of the block."""
+    procs = [subprocess.Popen([sys.executable, '-c', 'while True: pass']) for _ in range(count)]
+    try:
+        time.sleep(0.5 if procs else 0)  # let the scheduler see them
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
@@ -299,10 +320,12 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     kind = 'cuda' if args.device.startswith('cuda') else 'cpu'
     sizes = {'coco': args.coco_n, 'lvis': args.lvis_n}
     report = dict(config=dict(environment(args.device), dtype=args.dtype,
-                              repeats=args.repeats, warmup=args.warmup), scales=[])
-    for scale in args.scales:
-        n = sizes[scale] or DEFAULT_N[kind][scale]
-        report['scales'].append(run_scale(scale, n, args))
+                              repeats=args.repeats, warmup=args.warmup,
+                              busy_processes=args.busy), scales=[])
+    with busy_processes(args.busy):
+        for scale in args.scales:
+            n = sizes[scale] or DEFAULT_N[kind][scale]
+            report['scales'].append(run_scale(scale, n, args))
     report['config']['load_average_after'] = list(os.getloadavg())
     for scale_result in report['scales']:
         print(markdown(scale_result))

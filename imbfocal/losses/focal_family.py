@@ -166,7 +166,7 @@ def check_focal_inputs(pred: Tensor, target: Tensor, weight: Optional[Tensor] = 
     if pred.dim() != 2:
         raise ValueError(f'{name} expects logits of shape (N, C), got {tuple(pred.shape)}')
     check_label_shape(pred, target)
-    check_target_values(pred, target, weight)
+    check_target_values(pred, target, broadcast_anchor_weight(weight, pred))
 
 
 def focal_family_loss(pred: Tensor,

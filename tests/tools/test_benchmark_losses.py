@@ -39,3 +39,26 @@ def test_tiny_cpu_run_writes_json(tmp_path, capsys):
             assert ROW_KEYS <= set(row), row
             assert row['time_ms_median'] > 0 and row['peak_extra_bytes'] > 0
     assert '| loss | impl | time ms (median) |' in capsys.readouterr().out
+
+
+def test_busy_mode_runs_and_stops_its_spinners(tmp_path):
+    before = _spinners()
+    out = tmp_path / 'busy.json'
+    _load_tool().main(['--scales', 'coco', '--coco-n', '64', '--repeats', '1', '--warmup', '0',
+                       '--threads', '1', '--losses', 'ClassBalancedFocalLoss', '--busy', '1',
+                       '--out', str(out)])
+    report = json.loads(out.read_text())
+    assert report['config']['busy_processes'] == 1
+    assert report['scales'][0]['results'][0]['status'] == 'ok'
+    assert _spinners() == before  # the competing process is gone
+
+
+def _spinners():
+    """Processes running ``while True: pass`` (Linux's /proc)."""
+    count = 0
+    for cmdline in Path('/proc').glob('[0-9]*/cmdline'):
+        try:
+            count += b'while True: pass' in cmdline.read_bytes()
+        except OSError:  # a process that ended meanwhile
+            pass
+    return count

@@ -8,7 +8,9 @@ Implementations (:func:`use_impl`):
 * ``'reference'``: the autograd reference of each loss.
 """
 import contextlib
-from typing import Iterator, Tuple
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Dict, Iterator, List, Sequence, Tuple, TypeVar
 
 import torch
 from torch import Tensor
@@ -67,6 +69,36 @@ def chunk_rows(x: Tensor) -> int:
     """Rows per chunk: about ``CHUNK_ELEMENTS`` elements, at most all rows, at least one."""
     elements = CHUNK_ELEMENTS.get(x.device.type, x.numel())
     return max(1, min(x.size(0), elements // max(x.size(1), 1)))
+
+
+Chunk = TypeVar('Chunk')
+Result = TypeVar('Result')
+_pools: Dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _single_threaded() -> None:
+    torch.set_num_threads(1)  # OpenMP's thread count is per thread: the caller keeps its own
+
+
+def run_chunks(work: Callable[[int, Chunk], Result], chunks: Sequence[Chunk]) -> List[Result]:
+    """``[work(i, chunk) for i, chunk in enumerate(chunks)]``, in order, the chunks shared out
+    between as many single-threaded workers as the caller has intra-op threads.
+
+    Each op of a chunk is small; run with several OpenMP threads, each op ends at a barrier
+    that waits for the slowest thread, and on a machine shared with another busy process one
+    descheduled thread stalls every op. Workers that each run whole chunks on one thread
+    instead go on independently: a descheduled worker delays only its own chunk.
+    """
+    threads = torch.get_num_threads()
+    if threads <= 1 or len(chunks) < 2:
+        return [work(i, chunk) for i, chunk in enumerate(chunks)]
+    with _pools_lock:
+        pool = _pools.get(threads)
+        if pool is None:
+            pool = _pools[threads] = ThreadPoolExecutor(
+                threads, thread_name_prefix='imbfocal-chunks', initializer=_single_threaded)
+    return list(pool.map(work, range(len(chunks)), chunks))
 
 
 def row_chunks(x: Tensor, fg_rows: Tensor) -> Iterator[Tuple[int, int, slice]]:

@@ -27,7 +27,8 @@ so the backward is one multiplication by the incoming gradient, or none when tha
 """
 import dataclasses
 import math
-from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
+import threading
+from typing import Any, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -294,13 +295,17 @@ def _cpu_forward(x: Tensor, labels: Tensor, terms: Any, weight: Optional[Tensor]
     rows = dispatch.chunk_rows(x)
     loss_out = x.new_empty(n, num_classes) if divisor is None else None
     grad_out = x.new_empty(n, num_classes) if need_grad else None
-    work = [x.new_empty(rows * num_classes)
-            for _ in range(4 + (divisor is not None) + (need_stats and not need_grad))]
-    chunk_sums: List[Tensor] = []
-    neg_stats = x.new_zeros(num_classes) if need_stats else None
     zero = _ZERO[x.dtype]
-    for r0, r1, own in dispatch.row_chunks(x, pos.rows):
-        buffers = [b[:(r1 - r0) * num_classes].view(r1 - r0, num_classes) for b in work]
+    local = threading.local()  # each worker's own temporaries
+
+    def chunk(_: int, bounds: Tuple[int, int, slice]) -> Tuple[Optional[Tensor],
+                                                                 Optional[Tensor]]:
+        """The chunk's loss sum and negative statistics; its loss / gradient rows in place."""
+        r0, r1, own = bounds
+        if not hasattr(local, 'work'):
+            local.work = [x.new_empty(rows * num_classes) for _ in
+                          range(4 + (divisor is not None) + (need_stats and not need_grad))]
+        buffers = [b[:(r1 - r0) * num_classes].view(r1 - r0, num_classes) for b in local.work]
         loss_c = buffers[4] if loss_out is None else loss_out[r0:r1]
         grad_c = grad_out[r0:r1] if need_grad else (buffers[-1] if need_stats else None)
         scales = [s for s in (_rows(ops.anchor_scale, r0, r1), ops.class_scale)
@@ -311,22 +316,28 @@ def _cpu_forward(x: Tensor, labels: Tensor, terms: Any, weight: Optional[Tensor]
         _negative_form(x[r0:r1], ops.terms.gamma, _alphas(terms.alpha)[1], ops.terms,
                        terms.beta, scales, loss_c, grad_c, buffers[:4], [u_c], grad_post)
         positives = (pos.rows[own] - r0, pos.cols[own])
+        neg_stats = None
         if need_stats:
-            neg_stats += _column_magnitudes(grad_c.index_put_(positives, zero), u_c)
+            neg_stats = _column_magnitudes(grad_c.index_put_(positives, zero), u_c)
             if need_grad:
                 _scale_(grad_c, [u_c, ops.inv_divisor])
-        if divisor is not None:
-            chunk_sums.append(loss_c.index_put_(positives, zero).sum())
+        loss_sum = None if divisor is None else loss_c.index_put_(positives, zero).sum()
+        return loss_sum, neg_stats
+
+    # summed in chunk order below, so the result does not depend on the workers' timing
+    chunk_sums, chunk_stats = zip(*dispatch.run_chunks(
+        chunk, list(dispatch.row_chunks(x, pos.rows)))) if n else ((), ())
     if need_grad:
         grad_out.index_put_((pos.rows, pos.cols), pos.grad)
     if divisor is None:
         loss = loss_out.index_put_((pos.rows, pos.cols), pos.loss)
     else:
-        total = torch.stack(chunk_sums + [pos.loss.sum()]).sum(dtype=torch.float64)
+        total = torch.stack(list(chunk_sums) + [pos.loss.sum()]).sum(dtype=torch.float64)
         loss = (total / divisor).to(x.dtype)
     stats = None
     if need_stats:
         pos_stats = x.new_zeros(num_classes).index_add_(0, pos.cols, pos.magnitude)
+        neg_stats = torch.stack(chunk_stats).sum(0) if chunk_stats else x.new_zeros(num_classes)
         stats = torch.stack([pos_stats, neg_stats])
     return _Forward(loss, grad_out, stats)
 

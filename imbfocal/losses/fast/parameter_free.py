@@ -20,6 +20,7 @@ The log terms, the mean over classes and the distributed all-reduce stay in auto
 (:func:`~.dispatch.chunk_rows`); CUDA: the Triton kernels of
 :mod:`imbfocal.kernels.parameter_free`.
 """
+import threading
 from typing import Optional, Tuple
 
 import torch
@@ -51,16 +52,23 @@ def _sums_torch(x: Tensor, labels: Tensor, w: Tensor, hard: bool) -> Tuple[Tenso
     num_classes = x.size(1)
     pos = _ForegroundAnchors(x, labels, w)
     pos_num = x.new_zeros(num_classes).index_add_(0, pos.cols, pos.weight * pos.prob)
-    neg_num = x.new_zeros(num_classes)
-    buffer = x.new_empty(dispatch.chunk_rows(x) * num_classes)
+    rows = dispatch.chunk_rows(x)
     zero = x.new_zeros(())
-    for r0, r1, own in dispatch.row_chunks(x, pos.rows):
-        q = torch.neg(x[r0:r1], out=buffer[:(r1 - r0) * num_classes].view(r1 - r0, -1))
+    local = threading.local()  # each worker's own buffer
+
+    def chunk(_: int, bounds: Tuple[int, int, slice]) -> Tensor:
+        r0, r1, own = bounds
+        if not hasattr(local, 'buffer'):
+            local.buffer = x.new_empty(rows * num_classes)
+        q = torch.neg(x[r0:r1], out=local.buffer[:(r1 - r0) * num_classes].view(r1 - r0, -1))
         q.sigmoid_()
         if hard:
             _hard_(q)
         q.index_put_((pos.rows[own] - r0, pos.cols[own]), zero)
-        neg_num.addmv_(q.t(), w[r0:r1])
+        return q.t() @ w[r0:r1]
+
+    sums = dispatch.run_chunks(chunk, list(dispatch.row_chunks(x, pos.rows)))
+    neg_num = torch.stack(sums).sum(0) if sums else x.new_zeros(num_classes)
     return pos_num, neg_num
 
 
@@ -70,17 +78,22 @@ def _grad_torch(x: Tensor, labels: Tensor, w: Tensor, hard: bool, grad_pos: Tens
     n, num_classes = x.shape
     grad = torch.empty_like(x)
     rows = dispatch.chunk_rows(x)
-    buffer = x.new_empty(rows * num_classes)
     neg_scale = grad_neg.neg().view(1, -1)
-    for r0 in range(0, n, rows):
+    local = threading.local()  # each worker's own buffer
+
+    def chunk(_: int, r0: int) -> None:
         r1 = min(r0 + rows, n)
+        if not hasattr(local, 'buffer'):
+            local.buffer = x.new_empty(rows * num_classes)
         p = torch.sigmoid(x[r0:r1], out=grad[r0:r1])
         # q = sigmoid(-x), not 1 - p: p rounds to 1 for x > 17 in float32, q does not
-        q = torch.neg(x[r0:r1], out=buffer[:(r1 - r0) * num_classes].view(r1 - r0, -1))
+        q = torch.neg(x[r0:r1], out=local.buffer[:(r1 - r0) * num_classes].view(r1 - r0, -1))
         p.mul_(q.sigmoid_())
         if hard:
             p.masked_fill_(q > 0.5, 0)
         p.mul_(neg_scale).mul_(w[r0:r1].view(-1, 1))
+
+    dispatch.run_chunks(chunk, list(range(0, n, rows)))
     pos = _ForegroundAnchors(x, labels, w)
     pos_slope = pos.prob * x[pos.rows, pos.cols].neg().sigmoid()
     grad[pos.rows, pos.cols] = grad_pos[pos.cols] * pos.weight * pos_slope
