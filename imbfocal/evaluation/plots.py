@@ -144,3 +144,40 @@ def plot_per_class_ap(per_class: Mapping[str, Mapping[str, float]],
     os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
     fig.savefig(out_png, dpi=120)
     return out_png
+
+
+def plot_class_counts(train_images: Mapping[str, int], out_png: str,
+                      title: str = 'training images per class',
+                      groups: Sequence[int] = (10, 100)) -> str:
+    """Bars of each class's training images, most frequent first, coloured by LVIS group
+    (rare <= 10 images, common <= 100, frequent above), with each group's class count.
+
+    Args:
+        train_images: ``{class name: training images}``.
+        out_png: Output path; parent folders are created.
+        title: Figure title.
+        groups: Image counts bounding the rare and common groups.
+
+    Returns:
+        ``out_png``.
+    """
+    from matplotlib.figure import Figure
+    names = sorted(train_images, key=lambda name: -train_images[name])
+    counts = np.array([train_images[name] for name in names])
+    group = np.where(counts <= groups[0], 0, np.where(counts <= groups[1], 1, 2))
+    fig = Figure(figsize=(9.0, 3.6))
+    ax = fig.subplots()
+    for g, (label, color) in enumerate([('rare', 'C3'), ('common', 'C1'), ('frequent', 'C0')]):
+        idx = np.flatnonzero(group == g)
+        ax.bar(idx, counts[idx], width=0.85, color=color,
+               label=f'{label}: {len(idx)} classes, {int(counts[idx].sum())} images')
+    ax.set_yscale('log')
+    ax.set_xlabel('classes, most frequent first')
+    ax.set_ylabel('training images')
+    ax.set_xticks([])
+    ax.set_title(title)
+    ax.legend(fontsize='small')
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
+    fig.savefig(out_png, dpi=120)
+    return out_png

@@ -25,3 +25,16 @@ def test_frequency_results_picks_metric_keys():
     metrics = {'lvis/bbox_mAP': 0.3, 'lvis/bbox_APr': 0.1, 'lvis/bbox_APc': 0.2,
                'lvis/bbox_APf': 0.4, 'lvis/bbox_mAP_50': 0.5}
     assert frequency_results(metrics) == dict(AP=0.3, AP50=0.5, APr=0.1, APc=0.2, APf=0.4)
+
+
+def test_per_class_plot_and_class_count_histogram(tmp_path):
+    from imbfocal.evaluation.plots import plot_class_counts, plot_per_class_ap
+    train = {f'{k:02d}': max(1, 300 // (k + 1)) for k in range(40)}
+    per_class = {'focal': {c: 0.5 + 0.01 * (i % 7) for i, c in enumerate(train)},
+                 'afl': {c: 0.6 for c in list(train)[:30]}}  # classes may be missing
+    png = plot_per_class_ap(per_class, train, str(tmp_path / 'a' / 'per_class.png'))
+    assert os.path.getsize(png) > 1000
+    png = plot_class_counts(train, str(tmp_path / 'counts.png'))
+    assert os.path.getsize(png) > 1000
+    with pytest.raises(ValueError, match='at least one run'):
+        plot_per_class_ap({}, train, str(tmp_path / 'x.png'))
