@@ -1,4 +1,6 @@
-"""plot_frequency_ap writes a PNG."""
+"""The plots write PNGs."""
+import os
+
 import pytest
 
 from imbfocal.evaluation.plots import frequency_results, plot_frequency_ap
