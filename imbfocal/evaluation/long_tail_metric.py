@@ -131,6 +131,7 @@ class _FrequencyMixin:
         self.train_dataset = train_dataset
         self.frequency_thresholds = check_thresholds(frequency_thresholds)
         self._train_counts: Optional[Dict[str, int]] = None
+        self._unnamed_train_counts: Optional[Sequence[int]] = None
         if class_frequency is not None:
             values = class_frequency.values() if isinstance(class_frequency, Mapping) \
                 else class_frequency
@@ -139,7 +140,9 @@ class _FrequencyMixin:
         if train_ann_file is not None:
             from ..class_counts import load_class_counts
             counts, names = load_class_counts(train_ann_file, 'images')  # raises if unusable
-            if names is not None:
+            if names is None:  # a counts list in label order: named by dataset_meta later
+                self._unnamed_train_counts = counts
+            else:
                 self._train_counts = dict(zip(names, counts))
         if train_dataset is not None and not (isinstance(train_dataset, Mapping)
                                               and 'type' in train_dataset):
@@ -159,11 +162,9 @@ class _FrequencyMixin:
 
     def train_image_counts(self) -> Optional[Dict[str, int]]:
         """Training images per class name from ``train_ann_file`` / ``train_dataset``."""
-        if self._train_counts is None and self.train_ann_file is not None:
-            from ..class_counts import load_class_counts
-            counts, names = load_class_counts(self.train_ann_file, 'images')
-            names = names or list(self.dataset_meta['classes'])
-            self._train_counts = dict(zip(names, counts))
+        if self._unnamed_train_counts is not None:
+            names = list(self.dataset_meta['classes'])
+            self._train_counts = dict(zip(names, self._unnamed_train_counts))
         elif self._train_counts is None and self.train_dataset is not None:
             from ..class_counts import counts_from_dataset
             dataset = DATASETS.build(self.train_dataset)

@@ -26,9 +26,9 @@ class ClassCountsHook(Hook):
     """Count the training dataset's classes for every loss that needs counts and has none.
 
     Add it with ``custom_hooks=[dict(type='ClassCountsHook')]``. In ``before_train`` it visits
-    every ``ClassCountsMixin`` module of ``runner.model`` (DDP unwrapped) and, unless the module
-    already holds counts, fills them from ``runner.train_dataloader.dataset`` with that loss's
-    own ``count_type`` (see ``imbfocal.class_counts.counts_from_dataset``).
+    every ``ClassCountsMixin`` module of ``runner.model`` (DDP unwrapped) and decides its counts
+    by the rules below; those it counts come from ``runner.train_dataloader.dataset`` with that
+    loss's own ``count_type`` (see ``imbfocal.class_counts.counts_from_dataset``).
 
     Which counts a loss trains with:
 

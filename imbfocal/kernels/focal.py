@@ -9,7 +9,8 @@ integer label, no one-hot), with ``p = sigmoid(s)``, ``l = softplus(s)``::
               + beta * (1 - t) * p * (1 - p) / (rho + p)
     L       = u * A_s(c * L0),   dL/dx = (1 - 2t) * u * c * dL0/ds / (1 + lam * c * L0)
 
-with ``c = a_{y_i} * w_c`` and ``u`` the anchor weight. One program owns ``ROW_TILES`` tiles of
+with ``c = a_{y_i} * w_c * v_c^t`` (the per-label, per-class and positive-only class weights)
+and ``u`` the anchor weight. One program owns ``ROW_TILES`` tiles of
 ``BLOCK_N`` rows x ``BLOCK_C`` classes: it reads the logits once and writes ``dL/dx`` (already
 divided by the reduction's divisor) once, which is the whole of the memory traffic of a copy
 of the logits, the bandwidth floor. The loss is written per element (``reduction='none'``) or
@@ -243,9 +244,13 @@ def focal_forward(x: Tensor,
         1.0 if divisor is None else 1.0 / divisor)
 
     def on_device(tensor: Optional[Tensor]) -> Optional[Tensor]:
-        return None if tensor is None else tensor.to(device=device, dtype=torch.float32)
+        """float32 on the logits' device; contiguous, as the kernel indexes it (the weight of
+        the anchors has its strides passed instead)."""
+        return None if tensor is None else tensor.to(device=device,
+                                                     dtype=torch.float32).contiguous()
 
-    weight = on_device(weight)
+    labels = labels.contiguous()  # read at labels_ptr + row
+    weight = None if weight is None else weight.to(device=device, dtype=torch.float32)
     stride_un, stride_uc = (0, 0) if weight is None else (
         weight.stride(0), 0 if weight.size(1) == 1 else weight.stride(1))
     dummy = x  # pointer arguments that a constexpr switch leaves unread

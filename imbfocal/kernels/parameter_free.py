@@ -79,7 +79,7 @@ def _launch(kernel, x: Tensor, *args, **constexprs) -> None:
 def pf_sums(x: Tensor, labels: Tensor, w: Tensor, hard: bool) -> Tuple[Tensor, Tensor]:
     """``(pos_num, neg_num)`` of float32 logits ``x`` ``(N, C)``, weights ``w`` ``(N,)``."""
     sums = torch.zeros(2, x.size(1), device=x.device, dtype=torch.float32)
-    _launch(_sums_kernel, x, labels, w.float(), sums, HARD=hard)
+    _launch(_sums_kernel, x, labels.contiguous(), w.float().contiguous(), sums, HARD=hard)
     return sums[0], sums[1]
 
 
@@ -87,6 +87,7 @@ def pf_grad(x: Tensor, labels: Tensor, w: Tensor, hard: bool, grad_pos: Tensor,
             grad_neg: Tensor) -> Tensor:
     """``dL/dx`` ``(N, C)`` from the incoming gradients ``(C,)`` of ``pos_num`` and ``neg_num``."""
     grad = torch.empty(x.shape, device=x.device, dtype=torch.float32)
-    _launch(_grad_kernel, x, labels, w.float(), grad_pos.float().contiguous(),
+    _launch(_grad_kernel, x, labels.contiguous(), w.float().contiguous(),
+            grad_pos.float().contiguous(),
             grad_neg.float().contiguous(), grad, HARD=hard)
     return grad

@@ -21,6 +21,8 @@ import torch
 from mmengine.logging import MessageHub
 from torch import Tensor
 
+from .state_logging import training_under_runner
+
 
 def adaptive_gradient_function(loss: Tensor, lam_s: Union[float, Tensor]) -> Tensor:
     """Element-wise ``A_s(L) = log(1 + lam_s * L) / lam_s``; the identity where ``lam_s = 0``.
@@ -54,15 +56,13 @@ def running_train_iter() -> Optional[int]:
     validation) and pops it in ``after_train``, so a message hub left over from a finished run
     does not count.
     """
-    hub = MessageHub.get_current_instance()
-    if hub.get_info('loop_stage') != 'train':
+    if not training_under_runner():
         return None
-    return hub.get_info('iter')
+    return MessageHub.get_current_instance().get_info('iter')
 
 
 def running_max_iters() -> Optional[int]:
     """The run's total iterations while an MMEngine train loop is running, else None."""
-    hub = MessageHub.get_current_instance()
-    if hub.get_info('loop_stage') != 'train':
+    if not training_under_runner():
         return None
-    return hub.get_info('max_iters')
+    return MessageHub.get_current_instance().get_info('max_iters')

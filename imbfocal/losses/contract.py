@@ -146,6 +146,12 @@ def broadcast_anchor_weight(weight: Optional[Tensor], loss: Tensor) -> Optional[
                      f'({loss.size(0)}) nor the loss of shape {tuple(loss.shape)}')
 
 
+def check_avg_factor(reduction: str, avg_factor: AvgFactor) -> None:
+    """Raise ``ValueError`` for ``avg_factor`` with ``reduction='sum'``, as MMDetection does."""
+    if reduction == 'sum' and avg_factor is not None:
+        raise ValueError('avg_factor can not be used with reduction="sum"')
+
+
 def reduction_divisor(numel: int, reduction: str,
                       avg_factor: AvgFactor) -> Optional[Union[float, Tensor]]:
     """What the summed loss is divided by, as in ``weight_reduce_loss``; None: no reduction.
@@ -159,9 +165,8 @@ def reduction_divisor(numel: int, reduction: str,
     """
     if reduction == 'none':
         return None
+    check_avg_factor(reduction, avg_factor)
     if avg_factor is not None:
-        if reduction == 'sum':
-            raise ValueError('avg_factor can not be used with reduction="sum"')
         return avg_factor + torch.finfo(torch.float32).eps
     return max(numel, 1) if reduction == 'mean' else 1
 

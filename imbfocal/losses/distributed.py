@@ -9,6 +9,11 @@ def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def world_size() -> int:
+    """The number of torch.distributed processes; 1 without a process group."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
 class _AllReduceSum(torch.autograd.Function):
     """Sum over processes whose backward also sums the incoming gradients.
 

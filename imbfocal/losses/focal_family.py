@@ -186,8 +186,9 @@ def focal_family_loss(pred: Tensor,
 
     Args:
         pred: Logits ``(N, C)``.
-        target: Integer labels ``(N,)`` with background ``C`` (values outside ``[0, C)`` are
-            background), or targets ``(N, C)`` in [0, 1].
+        target: Integer labels ``(N,)`` in ``[0, C]`` with background ``C`` (an anchor of
+            weight 0 may carry any label), or targets ``(N, C)`` in [0, 1]; anything else
+            raises ``ValueError``.
         terms: The loss's parameters. Defaults to focal loss (gamma 2, alpha 0.25).
         weight: Anchor weights ``(N,)``, or per element ``(N, C)`` / ``(N * C,)``.
             Defaults to None.
@@ -288,5 +289,6 @@ class FocalFamilyLoss(ClassificationLoss):
                                avg_factor, track)
         if track:
             divisor = reduction_divisor(pred.numel(), reduction, avg_factor)
-            self.accumulate_grad_stats(stats, self.loss_weight / (divisor or 1))
+            divisor = 1 if divisor is None else divisor
+            self.accumulate_grad_stats(stats, self.loss_weight / divisor)
         return loss

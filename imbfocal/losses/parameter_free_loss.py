@@ -43,7 +43,7 @@ Definitions for detection (the paper is a classification paper):
 * ``eps`` (default 1e-6) is the paper's small delta; the smallest ``q`` is
   ``eps / (count + eps)``, so every ``log`` is finite.
 """
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch
 from mmdet.registry import MODELS
@@ -55,13 +55,16 @@ from .contract import (
     ClassificationLoss,
     HeatmapLoss,
     as_float32,
+    broadcast_anchor_weight,
+    check_avg_factor,
     check_label_shape,
     check_reduction,
     check_target_values,
     labels_to_targets,
     no_autocast,
+    reduction_divisor,
 )
-from .distributed import all_reduce_sum
+from .distributed import all_reduce_sum, world_size
 from .fast import dispatch
 from .fast.parameter_free import label_sums
 from .focal_family import FocalTerms, focal_family_loss
@@ -86,26 +89,38 @@ def _check_labels(labels: Tensor, high: int, valid: Optional[Tensor]) -> None:
                          f'[{int(labels.min())}, {int(labels.max())}])')
 
 
-def _anchor_weight(weight: Optional[Tensor], pred: Tensor) -> Optional[Tensor]:
-    """Weight ``(N,)``, ``(N, 1)`` or ``(N, C)`` as a tensor broadcastable to ``pred (N, C)``."""
-    if weight is None:
-        return None
-    weight = as_float32(weight).to(pred.dtype)
-    if weight.shape == pred.shape:
-        return weight
-    if weight.dim() <= 2 and weight.numel() == pred.size(0):
-        return weight.reshape(-1, 1)
-    raise ValueError(f'weight of shape {tuple(weight.shape)} must be per sample '
-                     f'({pred.size(0)},) or match predictions of shape {tuple(pred.shape)}')
+def _anchor_weight(weight: Optional[Tensor], x: Tensor) -> Optional[Tensor]:
+    """Weight ``(N,)``, ``(N, 1)``, ``(N * C,)`` or ``(N, C)`` in ``x``'s dtype, broadcastable
+    to ``x (N, C)``."""
+    return None if weight is None else broadcast_anchor_weight(as_float32(weight).to(x.dtype), x)
+
+
+def _peaks(p: Tensor, t: Tensor, pos_inds: Optional[Tensor],
+           pos_labels: Optional[Tensor]) -> Tensor:
+    """The heatmap's peaks as a 0/1 mask: ``t == 1``, or the given ``(pos_inds, pos_labels)``."""
+    if pos_inds is None:
+        return t.eq(1).to(p.dtype)
+    peak = torch.zeros_like(p)
+    peak[pos_inds, pos_labels] = 1
+    return peak
+
+
+def _present_class_terms(pos_num: Tensor, pos_cnt: Tensor, eps: float,
+                         scale: float) -> Tuple[Tensor, Tensor]:
+    """``-log q+_c`` summed over processes, 0 for the classes without positives, scaled so
+    that their mean over all ``C`` classes is ``scale`` times the mean over the present ones."""
+    pos_num, pos_cnt = all_reduce_sum(torch.stack([pos_num, pos_cnt]))
+    present = pos_cnt > 0
+    terms = torch.where(present, _neg_log_mean(pos_num, pos_cnt, eps), 0.0)
+    return terms * (scale * pos_cnt.numel() / present.sum().clamp(min=1)), pos_cnt
 
 
 def _reduce_terms(terms: Tensor, reduction: str, avg_factor: AvgFactor) -> Tensor:
     """Reduce the per-class terms; ``avg_factor`` never rescales (see the module docstring)."""
     if check_reduction(reduction) == 'none':
         return terms
+    check_avg_factor(reduction, avg_factor)
     if reduction == 'sum':
-        if avg_factor is not None:
-            raise ValueError('avg_factor can not be used with reduction="sum"')
         return terms.sum()
     return terms.mean() if terms.numel() else terms.sum()
 
@@ -139,7 +154,8 @@ def _sigmoid_terms(pred: Tensor, target: Tensor, weight: Optional[Tensor],
     check_target_values(x, target, w)
     if (not target.is_floating_point() and (w is None or w.size(1) == 1)
             and dispatch.get_impl() != 'reference' and not (w is not None and w.requires_grad)):
-        return _terms_from_sums(*label_sums(x, target, w, hard_majority), eps)
+        on_kernel = dispatch.use_kernel(x)
+        return _terms_from_sums(*label_sums(x, target, w, hard_majority, on_kernel), eps)
     t = labels_to_targets(x, target)
     pos_w = t if w is None else t * w
     neg_w = 1 - t if w is None else (1 - t) * w
@@ -175,17 +191,12 @@ def _dense_sigmoid_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor], 
     if pred.dim() != 2:
         raise ValueError(f'pred must be logits of shape (N, C), got {tuple(pred.shape)}')
     check_label_shape(pred, target)
-    check_reduction(reduction)
-    if reduction == 'sum' and avg_factor is not None:
-        raise ValueError('avg_factor can not be used with reduction="sum"')
+    check_avg_factor(check_reduction(reduction), avg_factor)
     x = as_float32(pred)
     w = _anchor_weight(weight, x)
     check_target_values(x, target, w)
     num_classes = x.size(1)
-    pos_num, pos_cnt = all_reduce_sum(torch.stack(_positive_sums(x, target, w)))
-    present = pos_cnt > 0
-    pos_terms = torch.where(present, _neg_log_mean(pos_num, pos_cnt, eps), 0.0)
-    pos_terms = pos_terms * (alpha * num_classes / present.sum().clamp(min=1))
+    pos_terms, pos_cnt = _present_class_terms(*_positive_sums(x, target, w), eps, alpha)
     normaliser = _normaliser(avg_factor, pos_cnt)
     negatives = FocalTerms(gamma=gamma, alpha=alpha, positive_weight=x.new_zeros(num_classes))
     neg = focal_family_loss(x, target, negatives, weight,
@@ -196,12 +207,15 @@ def _dense_sigmoid_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor], 
     return loss * num_classes if reduction == 'sum' else loss
 
 
-def _normaliser(avg_factor: AvgFactor, pos_cnt: Tensor):
+def _normaliser(avg_factor: AvgFactor, pos_cnt: Tensor) -> Union[float, Tensor]:
     """What the dense forms divide the negatives' sum by: ``avg_factor + eps`` (MMDetection's
-    guard against 0) or the weighted number of positives (at least 1)."""
+    guard against 0) or the number of positives per process (the weighted count summed over
+    processes, ``pos_cnt``, divided by their number; at least 1), as a head's ``avg_factor``
+    would be under DDP."""
+    divisor = reduction_divisor(1, 'mean', avg_factor)
     if avg_factor is not None:
-        return avg_factor + torch.finfo(torch.float32).eps
-    return pos_cnt.sum().clamp(min=1)
+        return divisor
+    return (pos_cnt.sum() / world_size()).clamp(min=1)
 
 
 def _dense_heatmap_loss(pred: Tensor, target: Tensor, pos_inds: Optional[Tensor],
@@ -215,26 +229,17 @@ def _dense_heatmap_loss(pred: Tensor, target: Tensor, pos_inds: Optional[Tensor]
     number of peaks (``avg_factor``, else counted). ``'none'`` gives per-class terms whose
     mean is the loss.
     """
-    check_reduction(reduction)
-    if reduction == 'sum' and avg_factor is not None:
-        raise ValueError('avg_factor can not be used with reduction="sum"')
+    check_avg_factor(check_reduction(reduction), avg_factor)
     p = as_float32(pred).clamp(0, 1)
     t = target.to(p.dtype)
-    if pos_inds is None:
-        peak = t.eq(1).to(p.dtype)
-    else:
-        peak = torch.zeros_like(p)
-        peak[pos_inds, pos_labels] = 1
+    peak = _peaks(p, t, pos_inds, pos_labels)
     neg = -(1 - p + 1e-12).log() * p.pow(focal_power) * (1 - t).pow(gamma) * (1 - peak)
     if weight is not None:
         w = as_float32(weight).to(p.dtype)
         peak, neg = peak * w, neg * w
     dims = [0] + list(range(2, p.dim()))
     num_classes = p.size(1)
-    pos_num, pos_cnt = all_reduce_sum(torch.stack([(peak * p).sum(dims), peak.sum(dims)]))
-    present = pos_cnt > 0
-    pos_terms = torch.where(present, _neg_log_mean(pos_num, pos_cnt, eps), 0.0)
-    pos_terms = pos_terms * (num_classes / present.sum().clamp(min=1))
+    pos_terms, pos_cnt = _present_class_terms((peak * p).sum(dims), peak.sum(dims), eps, 1.0)
     neg_terms = num_classes * neg.sum(dims) / _normaliser(avg_factor, pos_cnt)
     return _reduce_terms(pos_terms + neg_terms, reduction, None)
 
@@ -265,11 +270,7 @@ def _heatmap_terms(pred: Tensor, target: Tensor, pos_inds: Optional[Tensor],
     """Per-channel heatmap terms ``(C,)``; autocast must be off."""
     p = as_float32(pred).clamp(0, 1)
     t = target.to(p.dtype)
-    if pos_inds is None:
-        peak = t.eq(1).to(p.dtype)
-    else:
-        peak = torch.zeros_like(p)
-        peak[pos_inds, pos_labels] = 1
+    peak = _peaks(p, t, pos_inds, pos_labels)
     neg_w = (1 - peak) * (1 - t).pow(gamma)
     if weight is not None:
         w = as_float32(weight).to(p.dtype)
@@ -417,8 +418,10 @@ class ParameterFreeLoss(ClassificationLoss):
             ``(N, C + 1)`` logits, background last (:func:`softmax_parameter_free_loss`;
             ``negative='mean'`` only). Defaults to True.
         negative: ``'focal'`` or ``'mean'``. Defaults to ``'focal'``.
-        gamma: Focusing parameter of the focal negatives. Defaults to 2.
-        alpha: Weight of the positive term; the negatives get ``1 - alpha``. Defaults to 0.25.
+        gamma: Focusing parameter of the focal negatives (``negative='focal'`` only).
+            Defaults to 2 (None).
+        alpha: Weight of the positive term; the negatives get ``1 - alpha``
+            (``negative='focal'`` only). Defaults to 0.25 (None).
         hard_majority: The paper's PFH variant (``negative='mean'`` only). Defaults to False.
         eps: The paper's small delta, positive. Defaults to 1e-6.
         reduction: ``'mean'``, ``'sum'`` or ``'none'`` (per-class terms whose mean is the
@@ -429,8 +432,8 @@ class ParameterFreeLoss(ClassificationLoss):
     def __init__(self,
                  use_sigmoid: bool = True,
                  negative: str = 'focal',
-                 gamma: float = 2.0,
-                 alpha: float = 0.25,
+                 gamma: Optional[float] = None,
+                 alpha: Optional[float] = None,
                  hard_majority: bool = False,
                  eps: float = 1e-6,
                  reduction: str = 'mean',
@@ -442,8 +445,8 @@ class ParameterFreeLoss(ClassificationLoss):
                              'with use_sigmoid=False')
         self.use_sigmoid = use_sigmoid
         self.negative = negative
-        self.gamma = gamma
-        self.alpha = alpha
+        self.gamma, self.alpha = _focal_parameters(negative, gamma=(gamma, 2.0),
+                                                   alpha=(alpha, 0.25))
         self.hard_majority = hard_majority
         self.eps = _check_eps(eps)
 
@@ -459,6 +462,7 @@ class ParameterFreeLoss(ClassificationLoss):
 
     def extra_repr(self) -> str:
         return (f'use_sigmoid={self.use_sigmoid}, negative={self.negative!r}, '
+                f'gamma={self.gamma}, alpha={self.alpha}, '
                 f'hard_majority={self.hard_majority}, eps={self.eps}, '
                 f'reduction={self.reduction!r}, loss_weight={self.loss_weight}')
 
@@ -482,7 +486,7 @@ class GaussianParameterFreeLoss(HeatmapLoss):
         gamma: Exponent of the negative weighting ``(1 - t) ** gamma``. Defaults to 4
             (CenterNet's).
         focal_power: Power of ``p`` in the focal negatives (``GaussianFocalLoss``'s
-            ``alpha``). Defaults to 2.
+            ``alpha``; ``negative='focal'`` only). Defaults to 2 (None).
         hard_majority: The paper's PFH variant on the non-peak pixels (``negative='mean'``
             only). Defaults to False.
         eps: The paper's small delta, positive. Defaults to 1e-6.
@@ -495,7 +499,7 @@ class GaussianParameterFreeLoss(HeatmapLoss):
                  use_sigmoid: bool = True,
                  negative: str = 'focal',
                  gamma: float = 4.0,
-                 focal_power: float = 2.0,
+                 focal_power: Optional[float] = None,
                  hard_majority: bool = False,
                  eps: float = 1e-6,
                  reduction: str = 'mean',
@@ -508,7 +512,7 @@ class GaussianParameterFreeLoss(HeatmapLoss):
         self.use_sigmoid = use_sigmoid
         self.negative = negative
         self.gamma = gamma
-        self.focal_power = focal_power
+        (self.focal_power,) = _focal_parameters(negative, focal_power=(focal_power, 2.0))
         self.hard_majority = hard_majority
         self.eps = _check_eps(eps)
 
@@ -525,6 +529,7 @@ class GaussianParameterFreeLoss(HeatmapLoss):
 
     def extra_repr(self) -> str:
         return (f'negative={self.negative!r}, gamma={self.gamma}, '
+                f'focal_power={self.focal_power}, '
                 f'hard_majority={self.hard_majority}, eps={self.eps}, '
                 f'reduction={self.reduction!r}, loss_weight={self.loss_weight}')
 
@@ -536,6 +541,19 @@ def _check_negative(negative: str, hard_majority: bool) -> None:
     if hard_majority and negative == 'focal':
         raise ValueError("hard_majority (PFH) is a form of the paper's negative mean: set "
                          "negative='mean'")
+
+
+def _focal_parameters(negative: str, **given: Tuple[Optional[float], float]) -> tuple:
+    """The focal negatives' parameters, defaults filled in; with ``negative='mean'`` they
+    have no effect, so giving one raises and each is None."""
+    if negative == 'mean':
+        named = sorted(name for name, (value, _) in given.items() if value is not None)
+        if named:
+            raise ValueError(f"{', '.join(named)} parametrise the focal negatives of "
+                             f"negative='focal' and have no effect with negative='mean': "
+                             'remove them or set negative=\'focal\'')
+        return tuple(None for _ in given)
+    return tuple(default if value is None else value for value, default in given.values())
 
 
 def _check_eps(eps: float) -> float:

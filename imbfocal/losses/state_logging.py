@@ -5,8 +5,9 @@ Scalars (AFL's ``lam_s``, EFL's ``g_j`` summary) go to the runner's ``MessageHub
 record them; one-off summaries (the class weights a loss starts with) go to the current
 ``MMLogger``. Outside a train loop nothing is recorded.
 """
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
+import torch
 from mmengine.logging import MessageHub, print_log
 from torch import Tensor, nn
 
@@ -16,13 +17,20 @@ def training_under_runner() -> bool:
     return MessageHub.get_current_instance().get_info('loop_stage') == 'train'
 
 
-def log_scalars(**values: float) -> None:
-    """Record ``train/<name>`` scalars for the logger hook, inside a train loop only."""
+def log_scalars(**values: Union[float, Tensor]) -> None:
+    """Record ``train/<name>`` scalars for the logger hook, inside a train loop only.
+
+    Tensor values are copied to the host together, one device synchronisation per call.
+    """
     if not training_under_runner():
         return
+    tensors = [v for v in values.values() if isinstance(v, Tensor)]
+    host = iter(torch.stack([t.detach().float().reshape(()) for t in tensors]).tolist()
+                if tensors else [])
     hub = MessageHub.get_current_instance()
     for name, value in values.items():
-        hub.update_scalar(f'train/{name}', float(value))
+        hub.update_scalar(f'train/{name}', next(host) if isinstance(value, Tensor)
+                          else float(value))
 
 
 def log_once(module: nn.Module, key: str, message: str) -> None:

@@ -14,6 +14,7 @@ from imbfocal.losses import (
     ClassBalancedFocalLoss,
     DualFocalLoss,
     EqualizedFocalLoss,
+    FocalTerms,
     focal_family_loss,
     focal_family_reference,
 )
@@ -38,7 +39,7 @@ DEVICES = kernel_devices()
 
 
 def _batch(n, c, device, seed=0):
-    return extreme_batch(n, c, seed=seed, device=device, ignored_label=True)
+    return extreme_batch(n, c, seed=seed, device=device)
 
 
 def _weight(kind, n, c, device):
@@ -100,6 +101,25 @@ def test_non_contiguous_logits(device):
     with dispatch.use_impl('torch'):
         ref = value_and_grad(lambda x: focal_family_loss(x, labels), pred.float(),
                              grad_out=_grad_out('mean'))
+    torch.testing.assert_close(ours, ref, rtol=2e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_strided_labels_and_class_tensors(device):
+    """Views that are not contiguous (a column of a ground-truth table, every other entry of
+    a per-class vector) are read by their strides, not as if packed."""
+    pred, labels = _batch(70, 5, device)
+    pred = pred.float()
+    table = torch.stack([labels, torch.zeros_like(labels)], 1)
+    strided_labels = table[:, 0]
+    assert not strided_labels.is_contiguous()
+    weights = torch.tensor([2.0, 9, 0.5, 9, 1, 9, 3, 9, 0.2, 9, 4, 9], device=device)
+    terms = FocalTerms(gamma=weights[::2][:5] + 1, class_weight=weights[::2][:5],
+                       weight_by_label=weights[::2], positive_weight=weights[1::2][:5])
+    with dispatch.use_impl('triton'):
+        ours = focal_family_loss(pred, strided_labels, terms, avg_factor=3.0)
+    with dispatch.use_impl('torch'):
+        ref = focal_family_loss(pred, labels.contiguous(), terms, avg_factor=3.0)
     torch.testing.assert_close(ours, ref, rtol=2e-5, atol=1e-7)
 
 
@@ -296,3 +316,21 @@ def test_infinite_and_nan_logits_propagate_as_in_the_reference(device):
         assert ours[0, 1] == 0 and ours[1, 0].isnan() and ref[1, 0].isnan(), name
         torch.testing.assert_close(ours[1, 1:], ref[1, 1:].float(), rtol=2e-5, atol=1e-7)
         torch.testing.assert_close(ours[0, 2], ref[0, 2].float(), rtol=2e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_kernel_reads_labels_outside_the_classes_as_background(device):
+    """The losses refuse such labels on weighted anchors; the kernel itself stays safe: a
+    label of -1 or C + 3 indexes nothing and counts as background."""
+    from imbfocal.kernels.focal import focal_forward
+    pred, labels = _batch(70, 5, device)
+    pred = pred.float()
+    odd = labels.clone()
+    odd[2], odd[3] = -1, 8
+    background = labels.clone()
+    background[2:4] = 5
+    with dispatch.use_impl('triton'):
+        ours = focal_forward(pred, odd, None, 3.0, True, True)
+        ref = focal_forward(pred, background, None, 3.0, True, True)
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b)

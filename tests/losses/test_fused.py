@@ -20,7 +20,7 @@ from imbfocal.losses import (
     focal_family_loss,
     focal_family_reference,
 )
-from imbfocal.losses.fast import dispatch
+from imbfocal.losses.fast import chunks, dispatch
 from imbfocal.losses.fast.focal import applies
 
 from loss_testing import (
@@ -40,7 +40,7 @@ pytestmark = pytest.mark.filterwarnings('ignore:.*counted as 1:UserWarning')
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch):
     """Chunks of 4 rows, so every test crosses chunk boundaries (and a ragged last one)."""
-    monkeypatch.setitem(dispatch.CHUNK_ELEMENTS, 'cpu', 4 * C)
+    monkeypatch.setitem(chunks.CHUNK_ELEMENTS, 'cpu', 4 * C)
 
 
 def _batch(n=N, c=C, dtype=torch.float64, seed=0):

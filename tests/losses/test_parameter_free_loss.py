@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from imbfocal.losses.fast import dispatch
+from imbfocal.losses.fast import chunks, dispatch
 from imbfocal.losses.parameter_free_loss import (
     GaussianParameterFreeLoss,
     ParameterFreeLoss,
@@ -331,7 +331,7 @@ def test_fused_sums_match_reference_across_chunks(monkeypatch, hard, weighted):
     # The fused Function (row chunks of 3 here, so chunks end mid-batch and the last is
     # ragged) against the dense autograd path, in value and gradient; float32 logits with
     # p rounding to 1 (x = 30) and ignored anchors labelled -1.
-    monkeypatch.setitem(dispatch.CHUNK_ELEMENTS, 'cpu', 3 * 7)
+    monkeypatch.setitem(chunks.CHUNK_ELEMENTS, 'cpu', 3 * 7)
     x, y, w = _batch(40, 7, seed=5, scale=4.0)
     x = x.float()
     x[0, :3] = torch.tensor([30.0, -30.0, 0.0])
@@ -631,3 +631,21 @@ def test_dense_heatmap_form():
         ParameterFreeLoss(use_sigmoid=False)
     with pytest.raises(ValueError, match='negative'):
         ParameterFreeLoss(negative='sum')
+
+
+@pytest.mark.parametrize('make, kwargs', [
+    (ParameterFreeLoss, dict(gamma=2.0)),
+    (ParameterFreeLoss, dict(alpha=0.5)),
+    (GaussianParameterFreeLoss, dict(focal_power=2.0)),
+])
+def test_focal_parameters_are_refused_with_the_paper_form(make, kwargs):
+    # They only shape the focal negatives; accepting and ignoring them would hide a typo'd
+    # config. Defaults (None) give the paper form, whose heatmap gamma is its own weighting.
+    with pytest.raises(ValueError, match=f"{next(iter(kwargs))} parametrise .*negative='focal'"):
+        make(negative='mean', **kwargs)
+    assert make(negative='mean').negative == 'mean'
+    dense = make(**kwargs)
+    assert getattr(dense, next(iter(kwargs))) == next(iter(kwargs.values()))
+    assert GaussianParameterFreeLoss(negative='mean', gamma=2.0).gamma == 2.0
+    assert (ParameterFreeLoss().gamma, ParameterFreeLoss().alpha) == (2.0, 0.25)
+    assert GaussianParameterFreeLoss().focal_power == 2.0

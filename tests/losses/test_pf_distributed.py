@@ -27,7 +27,14 @@ FORMS = {
     'pfh': lambda: ParameterFreeLoss(negative='mean', hard_majority=True),
     'softmax_pf': lambda: ParameterFreeLoss(use_sigmoid=False, negative='mean'),
     'gaussian_pf': lambda: GaussianParameterFreeLoss(negative='mean'),
+    'pf_dense': lambda: ParameterFreeLoss(),
+    'gaussian_pf_dense': lambda: GaussianParameterFreeLoss(),
 }
+# The dense forms (negative='focal') divide each rank's own negatives by the number of
+# positives per rank, global count / W (no avg_factor given): each rank's loss is then
+# P + W * neg_rank / n_pos, their mean the single-process loss, and grad / W the
+# single-process gradient, as for the batch statistics.
+DENSE = ('pf_dense', 'gaussian_pf_dense')
 
 
 def _data():
@@ -45,7 +52,7 @@ def _data():
 def _inputs(form, data, start, stop):
     """The loss inputs of a slice of the batch (anchors, or images for the heatmap)."""
     logits, labels, weight, prob, heat = data
-    if form == 'gaussian_pf':
+    if form.startswith('gaussian'):
         start, stop = start * B // N, stop * B // N
         return prob[start:stop].clone().requires_grad_(), heat[start:stop], None
     x = logits[start:stop] if form == 'softmax_pf' else logits[start:stop, :C]
@@ -54,7 +61,7 @@ def _inputs(form, data, start, stop):
 
 def _loss_and_grad(form, data, start, stop):
     pred, target, weight = _inputs(form, data, start, stop)
-    loss = FORMS[form]()(pred, target, weight, avg_factor=3)
+    loss = FORMS[form]()(pred, target, weight, avg_factor=None if form in DENSE else 3)
     (grad, ) = torch.autograd.grad(loss, pred)
     return loss.detach(), grad
 
@@ -84,11 +91,15 @@ def test_ddp_matches_single_process(ddp_results, form, split):
     loss_single, grad_single = _loss_and_grad(form, data, 0, N)
     assert torch.isfinite(loss_single) and loss_single > 0
     start = 0
+    losses = torch.stack([results[rank][form, split][0] for rank in range(WORLD)])
+    if form in DENSE:
+        torch.testing.assert_close(losses.mean(), loss_single, rtol=1e-9, atol=1e-12)
+    else:
+        torch.testing.assert_close(losses, loss_single.expand(WORLD), rtol=1e-9, atol=1e-12)
     for rank in range(WORLD):
-        loss, grad = results[rank][form, split]
-        torch.testing.assert_close(loss, loss_single, rtol=1e-9, atol=1e-12)
+        grad = results[rank][form, split][1]
         stop = start + sizes[rank]
-        if form == 'gaussian_pf':
+        if form.startswith('gaussian'):
             expected = grad_single[start * B // N:stop * B // N]
         else:
             expected = grad_single[start:stop]

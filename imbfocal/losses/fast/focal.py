@@ -18,7 +18,7 @@ weight. ``l`` is computed as
 ``relu(x) - log(max(p, 1 - p))``: ``max(p, 1 - p) = sigmoid(|x|)`` lies in [1/2, 1], so nothing
 underflows for any finite logit.
 
-CPU: the ``(N, C)`` work runs in row chunks (:func:`~.dispatch.chunk_rows`) whose
+CPU: the ``(N, C)`` work runs in row chunks (:mod:`.chunks`) whose
 temporaries stay in cache; only the gradient (and for ``reduction='none'`` the loss) is
 written to memory. CUDA: the Triton kernel :mod:`imbfocal.kernels.focal` computes the same
 per element. Either way the forward saves only ``dL/dx`` divided by the reduction's divisor,
@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from . import dispatch
+from . import chunks
 
 _ONE = {dtype: torch.ones((), dtype=dtype) for dtype in (torch.float32, torch.float64)}
 _LOG_POWER_FLOOR = {dtype: math.log(torch.finfo(dtype).tiny) / 2
@@ -292,14 +292,13 @@ def _cpu_forward(x: Tensor, labels: Tensor, terms: Any, weight: Optional[Tensor]
     ops = _operands(x, labels, terms, weight, divisor)
     pos = _positives(ops, need_grad, need_stats)
     n, num_classes = x.shape
-    rows = dispatch.chunk_rows(x)
+    rows = chunks.chunk_rows(x)
     loss_out = x.new_empty(n, num_classes) if divisor is None else None
     grad_out = x.new_empty(n, num_classes) if need_grad else None
     zero = _ZERO[x.dtype]
     local = threading.local()  # each worker's own temporaries
 
-    def chunk(_: int, bounds: Tuple[int, int, slice]) -> Tuple[Optional[Tensor],
-                                                                 Optional[Tensor]]:
+    def chunk(bounds: Tuple[int, int, slice]) -> Tuple[Optional[Tensor], Optional[Tensor]]:
         """The chunk's loss sum and negative statistics; its loss / gradient rows in place."""
         r0, r1, own = bounds
         if not hasattr(local, 'work'):
@@ -325,8 +324,8 @@ def _cpu_forward(x: Tensor, labels: Tensor, terms: Any, weight: Optional[Tensor]
         return loss_sum, neg_stats
 
     # summed in chunk order below, so the result does not depend on the workers' timing
-    chunk_sums, chunk_stats = zip(*dispatch.run_chunks(
-        chunk, list(dispatch.row_chunks(x, pos.rows)))) if n else ((), ())
+    chunk_sums, chunk_stats = zip(*chunks.run_chunks(
+        chunk, list(chunks.row_chunks(x, pos.rows)))) if n else ((), ())
     if need_grad:
         grad_out.index_put_((pos.rows, pos.cols), pos.grad)
     if divisor is None:

@@ -17,7 +17,7 @@ saved: the backward reads the logits again), and the backward one element-wise p
 writes ``dL/dx = g_pos[c] * ... or g_neg[c] * ...`` from the incoming per-class gradients.
 The log terms, the mean over classes and the distributed all-reduce stay in autograd on
 ``(C,)`` tensors. CPU: row chunks with cache-resident temporaries
-(:func:`~.dispatch.chunk_rows`); CUDA: the Triton kernels of
+(:mod:`.chunks`); CUDA: the Triton kernels of
 :mod:`imbfocal.kernels.parameter_free`.
 """
 import threading
@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from . import dispatch
+from . import chunks
 
 
 class _ForegroundAnchors:
@@ -52,11 +52,11 @@ def _sums_torch(x: Tensor, labels: Tensor, w: Tensor, hard: bool) -> Tuple[Tenso
     num_classes = x.size(1)
     pos = _ForegroundAnchors(x, labels, w)
     pos_num = x.new_zeros(num_classes).index_add_(0, pos.cols, pos.weight * pos.prob)
-    rows = dispatch.chunk_rows(x)
+    rows = chunks.chunk_rows(x)
     zero = x.new_zeros(())
     local = threading.local()  # each worker's own buffer
 
-    def chunk(_: int, bounds: Tuple[int, int, slice]) -> Tensor:
+    def chunk(bounds: Tuple[int, int, slice]) -> Tensor:
         r0, r1, own = bounds
         if not hasattr(local, 'buffer'):
             local.buffer = x.new_empty(rows * num_classes)
@@ -67,7 +67,7 @@ def _sums_torch(x: Tensor, labels: Tensor, w: Tensor, hard: bool) -> Tuple[Tenso
         q.index_put_((pos.rows[own] - r0, pos.cols[own]), zero)
         return q.t() @ w[r0:r1]
 
-    sums = dispatch.run_chunks(chunk, list(dispatch.row_chunks(x, pos.rows)))
+    sums = chunks.run_chunks(chunk, list(chunks.row_chunks(x, pos.rows)))
     neg_num = torch.stack(sums).sum(0) if sums else x.new_zeros(num_classes)
     return pos_num, neg_num
 
@@ -77,11 +77,11 @@ def _grad_torch(x: Tensor, labels: Tensor, w: Tensor, hard: bool, grad_pos: Tens
     """``dL/dx`` on the CPU path from the incoming gradients of ``pos_num`` and ``neg_num``."""
     n, num_classes = x.shape
     grad = torch.empty_like(x)
-    rows = dispatch.chunk_rows(x)
+    rows = chunks.chunk_rows(x)
     neg_scale = grad_neg.neg().view(1, -1)
     local = threading.local()  # each worker's own buffer
 
-    def chunk(_: int, r0: int) -> None:
+    def chunk(r0: int) -> None:
         r1 = min(r0 + rows, n)
         if not hasattr(local, 'buffer'):
             local.buffer = x.new_empty(rows * num_classes)
@@ -93,7 +93,7 @@ def _grad_torch(x: Tensor, labels: Tensor, w: Tensor, hard: bool, grad_pos: Tens
             p.masked_fill_(q > 0.5, 0)
         p.mul_(neg_scale).mul_(w[r0:r1].view(-1, 1))
 
-    dispatch.run_chunks(chunk, list(range(0, n, rows)))
+    chunks.run_chunks(chunk, list(range(0, n, rows)))
     pos = _ForegroundAnchors(x, labels, w)
     pos_slope = pos.prob * x[pos.rows, pos.cols].neg().sigmoid()
     grad[pos.rows, pos.cols] = grad_pos[pos.cols] * pos.weight * pos_slope
@@ -103,14 +103,16 @@ def _grad_torch(x: Tensor, labels: Tensor, w: Tensor, hard: bool, grad_pos: Tens
 class ParameterFreeSums(torch.autograd.Function):
     """``(pos_num, neg_num)`` ``(C,)`` each, differentiable in the logits (module docstring).
 
-    ``forward(ctx, x, labels, w, hard)``: ``x`` logits ``(N, C)``, ``labels`` ``(N,)``
-    (outside ``[0, C)``: background), ``w`` weights ``(N,)``, ``hard`` PFH. Saves ``x``,
-    ``labels`` and ``w`` (inputs, no new memory).
+    ``forward(ctx, x, labels, w, hard, on_kernel)``: ``x`` logits ``(N, C)``, ``labels``
+    ``(N,)`` (outside ``[0, C)``: background), ``w`` weights ``(N,)``, ``hard`` PFH,
+    ``on_kernel`` whether the Triton kernels compute it. Saves ``x``, ``labels`` and ``w``
+    (inputs, no new memory).
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, labels: Tensor, w: Tensor, hard: bool) -> Tuple[Tensor, Tensor]:
-        ctx.kernel = dispatch.use_kernel(x)
+    def forward(ctx, x: Tensor, labels: Tensor, w: Tensor, hard: bool,
+                on_kernel: bool) -> Tuple[Tensor, Tensor]:
+        ctx.kernel = on_kernel
         ctx.hard = hard
         ctx.save_for_backward(x, labels, w)
         if ctx.kernel:
@@ -127,18 +129,19 @@ class ParameterFreeSums(torch.autograd.Function):
             grad = pf_kernel.pf_grad(x, labels, w, ctx.hard, grad_pos, grad_neg)
         else:
             grad = _grad_torch(x, labels, w, ctx.hard, grad_pos, grad_neg)
-        return grad, None, None, None
+        return grad, None, None, None, None
 
 
-def label_sums(x: Tensor, labels: Tensor, w: Optional[Tensor],
-               hard: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+def label_sums(x: Tensor, labels: Tensor, w: Optional[Tensor], hard: bool,
+               on_kernel: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(pos_num, pos_cnt, neg_num, neg_cnt)`` ``(C,)`` each from integer labels.
 
     Args:
-        x: Logits ``(N, C)``, float32 or float64.
+        x: Logits ``(N, C)``, float32 or float64 (float32 on the kernels).
         labels: Integer labels ``(N,)``, background outside ``[0, C)``.
         w: Non-negative weights ``(N,)`` or ``(N, 1)`` not requiring grad, or None (ones).
         hard: PFH (``h(q) = 1`` for ``q > 0.5``).
+        on_kernel: Whether the Triton kernels compute the sums.
     """
     n, num_classes = x.shape
     w = x.new_ones(n) if w is None else w.reshape(n).to(x.dtype).contiguous()
@@ -147,5 +150,5 @@ def label_sums(x: Tensor, labels: Tensor, w: Optional[Tensor],
     pos_cnt = x.new_zeros(num_classes).index_add_(0, labels.clamp(0, max(num_classes - 1, 0)),
                                                   fg_w)
     neg_cnt = (w.sum() - pos_cnt).clamp(min=0)
-    pos_num, neg_num = ParameterFreeSums.apply(x, labels, w, hard)
+    pos_num, neg_num = ParameterFreeSums.apply(x, labels, w, hard, on_kernel)
     return pos_num, pos_cnt, neg_num, neg_cnt
