@@ -5,10 +5,14 @@ Each run is ``tools/train.py`` on the shipped config ``configs/<detector>/*_<los
 with ``randomness.seed=<seed>`` (same data, schedule and model; only the loss and the training
 seed change), evaluated once at the end of training on ``--split``: ``val`` to choose settings,
 ``test`` for final tables. Finished runs are kept, so an interrupted comparison (or one that
-grows over several sessions) picks up where it stopped. Writes into ``--work-dir``:
+grows over several sessions) picks up where it stopped. ``--rfs`` (repeat-factor sampling),
+``--prior`` (class-frequency bias initialisation) and ``--tag`` with ``--cfg-options`` make
+other settings, each a row of its own. Writes into ``--work-dir``:
 
 * ``results_<split>.md`` / ``.json``: mean ± sample std over seeds of AP, AP50, APr, APc, APf,
-  the minutes per run, and every run's metrics;
+  the minutes per run, every run's metrics and each row's setting, and each row's difference
+  to ``--reference`` (focal) seed by seed; rows written by earlier
+  calls on the same split are kept (a row computed again is replaced);
 * ``frequency_ap_<split>.png``: AP by frequency group;
 * ``per_class_ap_<split>.png``: each class's AP against its training images, one colour a loss.
 
@@ -24,15 +28,18 @@ import os.path as osp
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
+from mmengine.config import Config
 from mmengine.logging import MMLogger, print_log
 
 from imbfocal.evaluation.plots import plot_frequency_ap, plot_per_class_ap
 from imbfocal.evaluation.runs import (
+    differences_table,
     final_metrics,
     markdown_table,
     mean_std,
+    paired_differences,
     per_class_ap,
     summarise,
 )
@@ -46,6 +53,9 @@ BENCHMARKS = {
 # Repeat-factor sampling: LVIS oversamples the classes in fewer than 1e-3 of its ~100k training
 # images (fewer than ~100 images); 0.1 of digits-LT's 1,000 images is the same 100.
 RFS_THRESHOLD = 0.1
+# The classification layer whose bias ClassPriorInitHook sets (--prior), per detector.
+CLS_LAYERS = {'retinanet': 'bbox_head.retina_cls', 'fcos': 'bbox_head.conv_cls',
+              'centernet': 'bbox_head.heatmap_head.2'}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -59,8 +69,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--rfs', action='store_true',
                    help=f'repeat-factor sampling (ClassBalancedDataset, oversample_thr='
                    f'{RFS_THRESHOLD})')
+    p.add_argument('--prior', action='store_true',
+                   help='start the classification bias from the class frequencies '
+                   '(ClassPriorInitHook) instead of pi = 0.01 for every class')
     p.add_argument('--tag', default='',
                    help='a name for this setting (with --cfg-options), kept apart on disk')
+    p.add_argument('--reference', default='focal',
+                   help='the row the others are compared with, seed by seed')
     p.add_argument('--work-dir', default=None,
                    help='default: work_dirs/compare_<benchmark>_<detector>')
     p.add_argument('--data-root', default=None,
@@ -92,15 +107,25 @@ def ensure_data(data_root: str, preset: str, pretrained: bool) -> None:
                         '--data-root', data_root], check=True)
 
 
-def rfs_config(config: str, run_dir: str) -> str:
-    """A config in ``run_dir`` that is ``config`` with its training set repeat-factor sampled."""
-    path = osp.join(run_dir, 'rfs_' + osp.basename(config))
+def derived_config(config: str, run_dir: str, rfs: bool, prior_layer: Optional[str]) -> str:
+    """``config``, or a config in ``run_dir`` built on it: its training set repeat-factor
+    sampled (``rfs``) and/or ``ClassPriorInitHook`` on ``prior_layer`` added to its hooks."""
+    if not rfs and prior_layer is None:
+        return config
+    lines = [f"_base_ = ['{config}']"]
+    if rfs:
+        lines.append("train_dataloader = dict(dataset=dict(\n"
+                     "    _delete_=True, type='ClassBalancedDataset',\n"
+                     f"    oversample_thr={RFS_THRESHOLD},\n"
+                     "    dataset={{_base_.train_dataloader.dataset}}))")
+    if prior_layer is not None:
+        hooks = list(Config.fromfile(config).to_dict().get('custom_hooks', None) or [])
+        hooks.append(dict(type='ClassPriorInitHook', layer=prior_layer))
+        lines.append(f'custom_hooks = {hooks!r}')
+    prefix = ''.join(name + '_' for name, on in (('rfs', rfs), ('prior', prior_layer)) if on)
+    path = osp.join(run_dir, prefix + osp.basename(config))
     with open(path, 'w', encoding='utf-8') as f:
-        f.write(f"_base_ = ['{config}']\n"
-                "train_dataloader = dict(dataset=dict(\n"
-                "    _delete_=True, type='ClassBalancedDataset',\n"
-                f"    oversample_thr={RFS_THRESHOLD},\n"
-                "    dataset={{_base_.train_dataloader.dataset}}))\n")
+        f.write('\n'.join(lines) + '\n')
     return path
 
 
@@ -150,7 +175,8 @@ def main(argv=None) -> int:
     suffix, default_root, preset, pretrained = BENCHMARKS[args.benchmark]
     data_root = args.data_root or default_root
     work_root = args.work_dir or f'work_dirs/compare_{args.benchmark}_{args.detector}'
-    setting = '_'.join(filter(None, ['rfs' if args.rfs else '', args.tag]))
+    setting = '_'.join(filter(None, ['rfs' if args.rfs else '', 'prior' if args.prior else '',
+                                     args.tag]))
     logger = MMLogger.get_instance('compare_losses', log_level='INFO')
     ensure_data(data_root, preset, pretrained)
     runs: Dict[str, List[dict]] = {}
@@ -163,11 +189,12 @@ def main(argv=None) -> int:
             work_dir = osp.join(work_root, args.split, name, f'seed{seed}')
             metrics = final_metrics(work_dir)
             if metrics is None:
-                print_log(f'training {osp.basename(config)}{" with RFS" if args.rfs else ""} '
+                print_log(f'training {osp.basename(config)} ({setting or "as shipped"}) '
                           f'with seed {seed}, evaluated on {args.split} -> {work_dir}',
                           logger=logger)
                 os.makedirs(work_dir, exist_ok=True)
-                run_config = rfs_config(config, work_dir) if args.rfs else config
+                run_config = derived_config(config, work_dir, args.rfs,
+                                            CLS_LAYERS[args.detector] if args.prior else None)
                 train(run_config, work_dir,
                       run_options(data_root, seed, args.split, pretrained) + args.cfg_options)
                 metrics = final_metrics(work_dir)
@@ -182,30 +209,64 @@ def main(argv=None) -> int:
     return 0
 
 
+def merge_previous(path: str, args: argparse.Namespace, runs: Dict[str, List[dict]],
+                   minutes: Dict[str, List[float]]) -> Tuple[dict, dict, dict]:
+    """This call's rows added to those an earlier call wrote to ``path`` (same detector,
+    benchmark and split), so one table grows over calls with other settings and sessions.
+
+    Returns ``(runs, minutes, settings)``; a row recomputed now replaces its earlier version.
+    """
+    setting = dict(seeds=args.seeds, rfs=args.rfs, prior=args.prior, tag=args.tag,
+                   cfg_options=args.cfg_options)
+    merged_runs, merged_minutes, settings = {}, {}, {}
+    if osp.isfile(path):
+        with open(path, encoding='utf-8') as f:
+            previous = json.load(f)
+        if all(previous.get(k) == getattr(args, k) for k in ('detector', 'benchmark', 'split')):
+            merged_runs, merged_minutes = previous['runs'], previous.get('minutes', {})
+            settings = previous.get('settings') or {
+                name: {k: previous.get(k) for k in setting} for name in merged_runs}
+    merged_runs.update(runs)
+    merged_minutes.update(minutes)
+    settings.update({name: setting for name in runs})
+    return merged_runs, merged_minutes, settings
+
+
 def write_reports(args: argparse.Namespace, work_root: str, data_root: str,
                   runs: Dict[str, List[dict]], minutes: Dict[str, List[float]],
                   logger: MMLogger) -> None:
-    """The table, the JSON and the two plots of this comparison (module docstring)."""
+    """The table, the JSON and the two plots of this comparison (module docstring), with the
+    rows of earlier calls on the same split kept."""
     split = args.split
+    json_path = osp.join(work_root, f'results_{split}.json')
+    runs, minutes, settings = merge_previous(json_path, args, runs, minutes)
     summary = summarise(runs)
     table = markdown_table(summary, {loss: len(seeds) for loss, seeds in runs.items()})
+    differences = paired_differences(runs, {row: settings[row]['seeds'] for row in runs},
+                                     args.reference)
+    if differences:
+        table += (f'\nDifference to {args.reference}, seed by seed (the same seed gives every '
+                  'loss the same initialisation and data order; mean ± sample std of the '
+                  f'paired differences, AP points):\n\n{differences_table(differences)}')
     timing = {name: mean_std(values) for name, values in minutes.items() if values}
-    header = (f'{args.detector} on digits-LT {args.benchmark}, {split} split, seeds '
-              f'{args.seeds} (AP in points, mean ± sample std over seeds)')
+    header = (f'{args.detector} on digits-LT {args.benchmark}, {split} split (AP in points, '
+              'mean ± sample std over the seeds of each row)')
     times = ', '.join(f'{name} {m:.1f} ± {s:.1f}' for name, (m, s) in timing.items())
     os.makedirs(work_root, exist_ok=True)
     with open(osp.join(work_root, f'results_{split}.md'), 'w', encoding='utf-8') as f:
         f.write(f'{header}\n\n{table}\nminutes per run (train + evaluation): {times}\n')
-    with open(osp.join(work_root, f'results_{split}.json'), 'w', encoding='utf-8') as f:
+    with open(json_path, 'w', encoding='utf-8') as f:
         json.dump(dict(detector=args.detector, benchmark=args.benchmark, split=split,
-                       seeds=args.seeds, rfs=args.rfs, cfg_options=args.cfg_options,
-                       runs=runs, minutes=minutes,
+                       settings=settings, runs=runs, minutes=minutes,
+                       differences={row: {k: list(v) for k, v in values.items()}
+                                    for row, values in differences.items()},
+                       reference=args.reference,
                        summary={k: {m: list(v) for m, v in row.items()}
                                 for k, row in summary.items()}), f, indent=1)
     means = {loss: {key: mean for key, (mean, _) in row.items()} for loss, row in summary.items()}
     bars = plot_frequency_ap(means, osp.join(work_root, f'frequency_ap_{split}.png'),
                              title=f'{args.detector} on digits-LT {args.benchmark} ({split}): '
-                             f'AP by class frequency (mean of {len(args.seeds)} seeds)')
+                             'AP by class frequency (mean over seeds)')
     per_class = {}
     for loss, seeds in runs.items():
         values = [per_class_ap(metrics) for metrics in seeds]
@@ -214,7 +275,7 @@ def write_reports(args: argparse.Namespace, work_root: str, data_root: str,
     points = plot_per_class_ap(per_class, train_images_per_class(data_root),
                                osp.join(work_root, f'per_class_ap_{split}.png'),
                                title=f'{args.detector} on digits-LT {args.benchmark} ({split}):'
-                               f' AP per class (mean of {len(args.seeds)} seeds)')
+                               ' AP per class (mean over seeds)')
     print_log(f'\n{header}\n{table}\nminutes per run: {times}\nwritten: {work_root}/results_'
               f'{split}.md, results_{split}.json, {bars}, {points}', logger=logger)
 

@@ -88,3 +88,56 @@ def markdown_table(summary: Mapping[str, Mapping[str, Tuple[float, float]]],
                  for m, s in (row[k] for k in keys)]
         lines.append(f'| {loss} | {num_seeds[loss]} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
+
+
+def paired_differences(runs: Mapping[str, List[Mapping[str, float]]],
+                       seeds: Mapping[str, Sequence[int]], reference: str,
+                       keys: Sequence[str] = SUMMARY_KEYS
+                       ) -> Dict[str, Dict[str, Tuple[float, float, int]]]:
+    """Each row's difference to ``reference`` over the seeds both ran, seed by seed.
+
+    A training seed fixes the initialisation and the data order for every loss, and much of a
+    run's luck is shared between the groups (a lucky seed is good on AP, APr and APf alike),
+    so the spread of the paired differences is the noise a comparison with the reference has
+    to beat, often smaller than either row's own spread.
+
+    Args:
+        runs: ``{row: [metrics per seed]}``, as :func:`summarise` takes them.
+        seeds: ``{row: [the seed of each entry of runs[row]]}``.
+        reference: The row to compare with (absent: no differences).
+        keys: Which summary entries to compare.
+
+    Returns:
+        ``{row: {key: (mean, sample std, number of paired seeds)}}`` for every other row
+        with at least one seed in common with the reference.
+    """
+    if reference not in runs:
+        return {}
+    base = dict(zip(seeds[reference], (frequency_results(m) for m in runs[reference])))
+    out = {}
+    for row, metrics in runs.items():
+        if row == reference:
+            continue
+        pairs = [(base[seed], frequency_results(m)) for seed, m in zip(seeds[row], metrics)
+                 if seed in base]
+        if not pairs:
+            continue
+        out[row] = {}
+        for key in keys:
+            diffs = [b[key] - a[key] for a, b in pairs
+                     if key in a and key in b and a[key] >= 0 and b[key] >= 0]
+            out[row][key] = (*mean_std(diffs), len(diffs))
+    return out
+
+
+def differences_table(differences: Mapping[str, Mapping[str, Tuple[float, float, int]]],
+                      keys: Sequence[str] = SUMMARY_KEYS) -> str:
+    """A markdown table of :func:`paired_differences` in AP points (``+mean ± std``)."""
+    lines = ['| loss | paired seeds | ' + ' | '.join(f'Δ{k}' for k in keys) + ' |',
+             '|---|---|' + '---|' * len(keys)]
+    for row, values in differences.items():
+        cells = [f'{100 * m:+.1f} ± {100 * s:.1f}' if not math.isnan(m) else 'n/a'
+                 for m, s, _ in (values[k] for k in keys)]
+        count = max(n for _, _, n in values.values())
+        lines.append(f'| {row} | {count} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'

@@ -4,7 +4,14 @@ import math
 
 import pytest
 
-from imbfocal.evaluation.runs import final_metrics, markdown_table, mean_std, summarise
+from imbfocal.evaluation.runs import (
+    differences_table,
+    final_metrics,
+    markdown_table,
+    mean_std,
+    paired_differences,
+    summarise,
+)
 
 
 def _write_scalars(work_dir, timestamp, records):
@@ -58,3 +65,28 @@ def test_summarise_and_table_leave_out_empty_groups():
     # AP50 was not logged in these runs: n/a
     assert '| focal | 2 | 32.0 ± 2.8 | n/a | 5.0 ± 7.1 | 20.0 ± 0.0 | 50.0 ± 0.0 |' in table
     assert '| pf | 1 | 32.0 ± 0.0 | n/a | n/a | 30.0 ± 0.0 | 40.0 ± 0.0 |' in table
+
+
+def _m(ap, apr):
+    return {'lvis/bbox_mAP': ap, 'lvis/bbox_APr': apr}
+
+
+def test_paired_differences_pair_runs_by_seed():
+    # focal seeds 0, 1, 2: AP 0.60, 0.70, 0.65. cb seeds 2, 0 (another order, seed 1 missing):
+    # AP 0.66, 0.62 -> differences seed 2: +0.01, seed 0: +0.02 -> mean 0.015,
+    # std sqrt(((0.005)^2 + (0.005)^2) / 1) = 0.00707. Unpaired, the rows' own spreads are
+    # 0.05 and 0.028: the seed effect cancels in the pairs.
+    runs = {'focal': [_m(0.60, 0.5), _m(0.70, 0.6), _m(0.65, -1)],
+            'cb': [_m(0.66, 0.7), _m(0.62, 0.4)],
+            'other_seeds': [_m(0.9, 0.9)]}
+    seeds = {'focal': [0, 1, 2], 'cb': [2, 0], 'other_seeds': [7]}
+    diffs = paired_differences(runs, seeds, 'focal')
+    assert set(diffs) == {'cb'}  # no seed in common: no row
+    mean, std, n = diffs['cb']['AP']
+    assert n == 2 and mean == pytest.approx(0.015) and std == pytest.approx(0.005 * math.sqrt(2))
+    # APr: seed 2's focal group is empty (-1), so only seed 0 pairs: 0.4 - 0.5.
+    assert diffs['cb']['APr'][0] == pytest.approx(-0.1) and diffs['cb']['APr'][2] == 1
+    assert math.isnan(diffs['cb']['APc'][0])
+    table = differences_table(diffs)
+    assert '| cb | 2 | +1.5 ± 0.7 | n/a | -10.0 ± 0.0 | n/a | n/a |' in table
+    assert paired_differences(runs, seeds, 'absent') == {}

@@ -1,4 +1,5 @@
 """``tools/compare_losses.py`` end to end on tiny digits-LT builds (a few steps a run)."""
+import importlib.util
 import json
 import os.path as osp
 import subprocess
@@ -42,19 +43,55 @@ def test_compare_two_losses_writes_table_json_and_charts(tmp_path, tiny_digits_l
 
 
 @pytest.mark.slow
-def test_test_split_with_repeat_factor_sampling(tmp_path, tiny_digits_lt100):
-    """lt100 runs evaluated on the test split, the training set repeat-factor sampled."""
+def test_test_split_with_repeat_factor_sampling_and_prior(tmp_path, tiny_digits_lt100):
+    """lt100 runs evaluated on the test split, the training set repeat-factor sampled and the
+    classification bias started from the class frequencies."""
     work_dir = tmp_path / 'compare'
     _, result = _compare(
-        tmp_path, '--losses', 'focal', '--seeds', '0', '--split', 'test', '--rfs',
+        tmp_path, '--losses', 'focal', '--seeds', '0', '--split', 'test', '--rfs', '--prior',
         '--work-dir', str(work_dir), '--data-root', tiny_digits_lt100, '--cfg-options',
         'train_cfg.max_iters=2', 'train_cfg.val_interval=2', 'train_dataloader.batch_size=4',
         'default_hooks.checkpoint.interval=2')
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    run_dir = work_dir / 'test' / 'focal_rfs' / 'seed0'
-    config = run_dir / 'rfs_retinanet_r18_fpn_focal_800it_digits-lt100.py'
+    run_dir = work_dir / 'test' / 'focal_rfs_prior' / 'seed0'
+    config = run_dir / 'rfs_prior_retinanet_r18_fpn_focal_800it_digits-lt100.py'
     text = config.read_text()
     assert "type='ClassBalancedDataset'" in text and 'oversample_thr=0.1' in text
+    assert "type='ClassPriorInitHook'" in text and "layer='bbox_head.retina_cls'" in text
     assert 'lvis_v1_test.json' in text  # evaluated on test, not val
+    assert 'ClassPriorInitHook: bbox_head.retina_cls bias from training instances' in \
+        result.stdout + result.stderr
     results = json.loads((work_dir / 'results_test.json').read_text())
-    assert results['rfs'] and set(results['summary']) == {'focal_rfs'}
+    assert set(results['summary']) == {'focal_rfs_prior'}
+    setting = results['settings']['focal_rfs_prior']
+    assert setting['rfs'] and setting['prior'] and setting['seeds'] == [0]
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location(
+        'compare_losses', osp.join(REPO, 'tools/compare_losses.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rows_of_earlier_calls_are_kept(tmp_path):
+    tool = _tool()
+    path = str(tmp_path / 'results_val.json')
+    first = tool.parse_args(['--losses', 'focal', '--seeds', '0', '1'])
+    runs, minutes, settings = tool.merge_previous(path, first, {'focal': [{'a': 1}] * 2},
+                                                  {'focal': [6.0, 6.5]})
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump(dict(detector='retinanet', benchmark='lt100', split='val', runs=runs,
+                       minutes=minutes, settings=settings), f)
+    tagged = tool.parse_args(['--losses', 'cb-focal', '--seeds', '0', '--tag', 'row',
+                              '--cfg-options', 'model.bbox_head.loss_cls.weighting=row'])
+    runs, minutes, settings = tool.merge_previous(path, tagged, {'cb-focal_row': [{'b': 2}]},
+                                                  {'cb-focal_row': [6.1]})
+    assert list(runs) == ['focal', 'cb-focal_row'] and minutes['focal'] == [6.0, 6.5]
+    assert settings['focal']['seeds'] == [0, 1] and settings['focal']['tag'] == ''
+    assert settings['cb-focal_row']['cfg_options'] == ['model.bbox_head.loss_cls.weighting=row']
+    # Another split (or detector) starts its own table; a recomputed row replaces the old one.
+    assert list(tool.merge_previous(path, tool.parse_args(['--split', 'test']), {}, {})[0]) == []
+    runs, _, _ = tool.merge_previous(path, first, {'focal': [{'a': 3}]}, {})
+    assert runs['focal'] == [{'a': 3}]
