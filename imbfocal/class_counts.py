@@ -40,7 +40,8 @@ ClassCountsSource = Union[None, str, os.PathLike, Sequence[int], Tensor]
 Counts = Tuple[List[int], Optional[List[str]]]
 
 
-def _check_count_type(count_type: str) -> None:
+def check_count_type(count_type: str) -> None:
+    """Raise ``ValueError`` unless ``count_type`` is one of ``COUNT_TYPES``."""
     if count_type not in COUNT_TYPES:
         raise ValueError(f"count_type must be one of {COUNT_TYPES}, got {count_type!r}")
 
@@ -149,7 +150,7 @@ def load_class_counts(source: Union[str, os.PathLike, Sequence[int], Tensor],
         ValueError: If the file is not valid json, is of no known format, or holds invalid
             counts, or if a counts file holds the other ``count_type``.
     """
-    _check_count_type(count_type)
+    check_count_type(count_type)
     if not isinstance(source, (str, os.PathLike)):
         return _validate_counts(source, 'class_counts'), None
     where = os.fspath(source)
@@ -197,7 +198,7 @@ def counts_from_dataset(dataset: Any, count_type: str = 'instances') -> Counts:
     Returns:
         ``(counts, class_names)`` in label order, names from ``dataset.metainfo['classes']``.
     """
-    _check_count_type(count_type)
+    check_count_type(count_type)
     names = [str(n) for n in dataset.metainfo['classes']]
     counts = [0] * len(names)
     for leaf in _leaf_datasets(dataset):
@@ -232,7 +233,7 @@ def save_class_counts(path: Union[str, os.PathLike], counts: Sequence[int],
                       class_names: Sequence[str], count_type: str,
                       source: str = '') -> None:
     """Write a counts file (format in this module's docstring)."""
-    _check_count_type(count_type)
+    check_count_type(count_type)
     counts = _validate_counts(list(counts), 'save_class_counts')
     if len(class_names) != len(counts):
         raise ValueError(f'{len(class_names)} class names for {len(counts)} counts')
@@ -259,7 +260,7 @@ class ClassCountsMixin:
 
     def init_class_counts(self, class_counts: ClassCountsSource, count_type: str) -> None:
         """Parse ``class_counts`` (see this module's docstring) into the buffer."""
-        _check_count_type(count_type)
+        check_count_type(count_type)
         self.count_type = count_type
         self.class_names: Optional[List[str]] = None
         self.class_counts_source: Optional[str] = None

@@ -22,7 +22,7 @@ from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper
 from torch import nn
 
-from ..class_counts import counts_from_dataset
+from ..class_counts import check_count_type, counts_from_dataset
 from ..registry import register
 
 
@@ -83,8 +83,7 @@ class ClassPriorInitHook(Hook):
     def __init__(self, layer: str, prior_prob: float = 0.01, count_type: str = 'instances',
                  min_prob: float = 1e-4, max_prob: float = 0.5) -> None:
         frequency_prior_bias([1], prior_prob, min_prob, max_prob)  # validate now, not at train
-        if count_type not in ('instances', 'images'):
-            raise ValueError(f"count_type must be 'instances' or 'images', got {count_type!r}")
+        check_count_type(count_type)
         self.layer = layer
         self.prior_prob = prior_prob
         self.count_type = count_type
