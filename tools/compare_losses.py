@@ -129,12 +129,18 @@ def derived_config(config: str, run_dir: str, rfs: bool, prior_layer: Optional[s
     return path
 
 
-def run_options(data_root: str, seed: int, split: str, pretrained: bool) -> List[str]:
-    """The ``--cfg-options`` every run gets: seed, data root, evaluated split, backbone."""
+def run_options(data_root: str, seed: int, split: str, pretrained: bool,
+                rfs: bool = False) -> List[str]:
+    """The ``--cfg-options`` every run gets: seed, data root, evaluated split, backbone.
+
+    With ``rfs`` the training set is the one ``ClassBalancedDataset`` wraps, so its data root
+    is one level deeper.
+    """
     root = data_root.rstrip('/') + '/'
     ann = f'annotations/lvis_v1_{split}.json'
-    options = [f'randomness.seed={seed}'] + [
-        f'{loader}_dataloader.dataset.data_root={root}' for loader in ('train', 'val', 'test')
+    train_dataset = 'train_dataloader.dataset.dataset' if rfs else 'train_dataloader.dataset'
+    options = [f'randomness.seed={seed}', f'{train_dataset}.data_root={root}'] + [
+        f'{loader}_dataloader.dataset.data_root={root}' for loader in ('val', 'test')
     ] + [f'val_dataloader.dataset.ann_file={ann}', f'val_evaluator.ann_file={root}{ann}',
          f'test_evaluator.ann_file={root}{ann}']
     if pretrained:
@@ -195,8 +201,8 @@ def main(argv=None) -> int:
                 os.makedirs(work_dir, exist_ok=True)
                 run_config = derived_config(config, work_dir, args.rfs,
                                             CLS_LAYERS[args.detector] if args.prior else None)
-                train(run_config, work_dir,
-                      run_options(data_root, seed, args.split, pretrained) + args.cfg_options)
+                options = run_options(data_root, seed, args.split, pretrained, args.rfs)
+                train(run_config, work_dir, options + args.cfg_options)
                 metrics = final_metrics(work_dir)
             else:
                 print_log(f'{work_dir} already has results; kept', logger=logger)

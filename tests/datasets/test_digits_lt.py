@@ -209,10 +209,14 @@ def test_long_tail_metric_on_digits_lt_perfect_detections(small_build, fmt):
 
 
 def test_foreign_files_are_never_deleted(tmp_path):
+    """A folder holding a user's file is refused; ``force`` writes into it but still deletes
+    nothing a build did not write."""
     (tmp_path / 'train').mkdir()
     (tmp_path / 'train' / 'mine.jpg').write_bytes(b'x')
-    with pytest.raises(FileExistsError, match='did not write'):
+    with pytest.raises(FileExistsError, match='holds no digits-LT build.*--force'):
         generate_digits_lt(str(tmp_path), DigitsLTConfig(**SMALL))
+    with pytest.raises(FileExistsError, match="did not write.*'mine.jpg'"):
+        generate_digits_lt(str(tmp_path), DigitsLTConfig(**SMALL), force=True)
     assert (tmp_path / 'train' / 'mine.jpg').read_bytes() == b'x'
 
 

@@ -95,3 +95,30 @@ def test_rows_of_earlier_calls_are_kept(tmp_path):
     assert list(tool.merge_previous(path, tool.parse_args(['--split', 'test']), {}, {})[0]) == []
     runs, _, _ = tool.merge_previous(path, first, {'focal': [{'a': 3}]}, {})
     assert runs['focal'] == [{'a': 3}]
+
+
+@pytest.mark.parametrize('rfs', [False, True])
+def test_data_root_reaches_the_training_set(tmp_path, rfs):
+    """With repeat-factor sampling the training set is the one ``ClassBalancedDataset`` wraps:
+    the run's data root must land there, not on the wrapper (which takes no ``data_root``)."""
+    import argparse
+
+    from mmengine.config import Config, DictAction
+
+    tool = _tool()
+    config = osp.join(REPO, 'configs/retinanet/retinanet_r18_fpn_focal_800it_digits-lt100.py')
+    cfg = Config.fromfile(tool.derived_config(config, str(tmp_path), rfs, None))
+    # Parsed and merged as MMDetection's tools/train.py does with --cfg-options.
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    options = tool.run_options('/data/lt100', 3, 'test', pretrained=True, rfs=rfs)
+    cfg.merge_from_dict(parser.parse_args(['--cfg-options', *options]).cfg_options)
+    train_set = cfg.train_dataloader.dataset
+    if rfs:
+        assert train_set.type == 'ClassBalancedDataset' and 'data_root' not in train_set
+        train_set = train_set.dataset
+    assert train_set.data_root == '/data/lt100/'
+    assert train_set.ann_file == 'annotations/lvis_v1_train.json'
+    assert cfg.test_dataloader.dataset.data_root == '/data/lt100/'
+    assert cfg.val_dataloader.dataset.ann_file == 'annotations/lvis_v1_test.json'
+    assert cfg.randomness.seed == 3
