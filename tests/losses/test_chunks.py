@@ -1,4 +1,5 @@
-"""The CPU fast paths' chunk workers: order, modes and the caller's threads are kept."""
+"""The CPU fast paths' chunks, run in the caller's thread (default) or on workers: order,
+modes and the caller's threads are kept either way."""
 import threading
 
 import pytest
@@ -8,12 +9,23 @@ from imbfocal.losses import ClassBalancedFocalLoss, ParameterFreeLoss
 from imbfocal.losses.fast import chunks
 
 
-@pytest.fixture
-def small_chunks(monkeypatch):
+@pytest.fixture(params=[False, True], ids=['caller', 'workers'])
+def small_chunks(request, monkeypatch):
+    """Chunks of 16 rows of 5 classes, run in the caller's thread and then on workers."""
     monkeypatch.setitem(chunks.CHUNK_ELEMENTS, 'cpu', 16 * 5)
+    enabled = chunks.chunk_workers_enabled()
+    chunks.use_chunk_workers(request.param)
+    yield request.param
+    chunks.use_chunk_workers(enabled)
 
 
-def test_results_in_chunk_order_whatever_the_workers_timing():
+def test_workers_are_off_by_default():
+    """On an idle 2-core machine the workers made a whole RetinaNet training step 1.5x slower
+    (docs/design.md), so they are opt-in."""
+    assert not chunks.chunk_workers_enabled()
+
+
+def test_results_in_chunk_order_whatever_the_workers_timing(small_chunks):
     assert chunks.run_chunks(lambda k: k * k, list(range(20))) == [k * k for k in range(20)]
 
 

@@ -1,9 +1,13 @@
 """How the CPU fast paths cut ``(N, C)`` logits into row chunks and run them.
 
-Chunks of about :data:`CHUNK_ELEMENTS` elements keep a chunk's temporaries in cache; they are
-shared out between single-threaded workers (:func:`run_chunks`) rather than run with
-multi-threaded ops, so that a busy machine slows a chunk, not every op.
+Chunks of about :data:`CHUNK_ELEMENTS` elements keep a chunk's temporaries in cache. By
+default they run one after another in the caller's thread, each op with the caller's intra-op
+threads. :func:`use_chunk_workers` (or ``IMBFOCAL_CHUNK_WORKERS=1`` in the environment) shares
+them out between single-threaded workers instead, so that a machine busy with another process
+slows a chunk, not every op; it makes a whole training step slower on an idle machine
+(``docs/design.md``).
 """
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, Iterator, List, Sequence, Tuple, TypeVar
@@ -19,6 +23,18 @@ Chunk = TypeVar('Chunk')
 Result = TypeVar('Result')
 _pools: Dict[int, ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
+_workers = {'enabled': os.environ.get('IMBFOCAL_CHUNK_WORKERS', '0') == '1'}
+
+
+def use_chunk_workers(enabled: bool) -> None:
+    """Run the CPU chunks on single-threaded workers (True) or in the caller's thread (False,
+    the default unless ``IMBFOCAL_CHUNK_WORKERS=1``)."""
+    _workers['enabled'] = bool(enabled)
+
+
+def chunk_workers_enabled() -> bool:
+    """Whether :func:`run_chunks` shares chunks out between workers."""
+    return _workers['enabled']
 
 
 def chunk_rows(x: Tensor) -> int:
@@ -61,8 +77,9 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 
 
 def run_chunks(work: Callable[[Chunk], Result], chunks: Sequence[Chunk]) -> List[Result]:
-    """``[work(chunk) for chunk in chunks]``, in order, the chunks shared out between as many
-    single-threaded workers as the caller has intra-op threads.
+    """``[work(chunk) for chunk in chunks]``, in order; with :func:`use_chunk_workers` on, the
+    chunks are shared out between as many single-threaded workers as the caller has intra-op
+    threads.
 
     Each op of a chunk is small; run with several OpenMP threads, each op ends at a barrier
     that waits for the slowest thread, and on a machine shared with another busy process one
@@ -71,7 +88,7 @@ def run_chunks(work: Callable[[Chunk], Result], chunks: Sequence[Chunk]) -> List
     caller's grad and inference modes.
     """
     threads = torch.get_num_threads()
-    if threads <= 1 or len(chunks) < 2:
+    if not _workers['enabled'] or threads <= 1 or len(chunks) < 2:
         return [work(chunk) for chunk in chunks]
     grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
 
