@@ -39,7 +39,8 @@ HEAD = 'model.bbox_head'
 LOSS = f'{HEAD}.loss_cls'
 SWAPS = {
     'ClassBalancedFocalLoss': [
-        f'{LOSS}.type=ClassBalancedFocalLoss', f'{LOSS}.class_counts={COCO_TRAIN_ANN}'
+        f'{LOSS}.type=ClassBalancedFocalLoss', f'{LOSS}.class_counts={COCO_TRAIN_ANN}',
+        f'{LOSS}.beta=0.99', f'{LOSS}.max_weight=2.0'
     ],
     'AdaptiveFocalLoss': [
         f'{LOSS}.type=AdaptiveFocalLoss', f'{LOSS}.class_counts={COCO_TRAIN_ANN}'
@@ -49,7 +50,8 @@ SWAPS = {
         f'{LOSS}.type=ParameterFreeLoss', f'{LOSS}.use_sigmoid=True'
     ],
     'DualFocalLoss': [
-        f'{LOSS}._delete_=True', f'{LOSS}.type=DualFocalLoss', f'{LOSS}.use_sigmoid=True'
+        f'{LOSS}._delete_=True', f'{LOSS}.type=DualFocalLoss', f'{LOSS}.use_sigmoid=True',
+        f'{LOSS}.nu=0.01', f'{LOSS}.beta=0.01'
     ],
     'EqualizedFocalLoss': [
         f'{HEAD}.type=RetinaAllLevelsHead', f'{LOSS}._delete_=True',
