@@ -58,8 +58,9 @@ def main(argv=None) -> int:
     except OSError as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
-    print(f"digits-LT: {meta['train']['images']} train / {meta['val']['images']} val images "
-          f"in {args.out} ({meta['seconds']:.1f}s)")
+    splits = ' / '.join(f"{meta[split]['images']} {split}"
+                        for split in ('train', 'val', 'test') if split in meta)
+    print(f"digits-LT: {splits} images in {args.out} ({meta['seconds']:.1f}s)")
     return 0
 
 

@@ -132,8 +132,14 @@ def test_cli_is_idempotent(tmp_path, capsys):
     meta = os.path.join(out, 'meta.json')
     stamp = os.stat(meta).st_mtime_ns
     with open(meta, encoding='utf-8') as f:
-        assert json.load(f)['params']['imbalance_factor'] == 100.0
-    capsys.readouterr()
+        built = json.load(f)
+    assert built['params']['imbalance_factor'] == 100.0
+    printed = capsys.readouterr().out
+    assert '30 train / 10 val' in printed
+    if 'test' in built:
+        assert f"/ {built['test']['images']} test images" in printed
+    else:
+        assert '10 val images' in printed
     assert cli.main(args) == 0
     assert 'up to date' in capsys.readouterr().out
     assert os.stat(meta).st_mtime_ns == stamp
