@@ -11,6 +11,63 @@ import numpy as np
 DEFAULT_KEYS = ('AP', 'APr', 'APc', 'APf')
 
 
+def run_colors(n: int) -> list:
+    """``n`` distinct colours, one per run: matplotlib's ``tab10`` up to 10 runs, ``tab20``
+    up to 20, then ``tab20`` repeated.
+
+    Args:
+        n: Number of runs.
+
+    Returns:
+        A list of ``n`` RGBA tuples.
+    """
+    from matplotlib import colormaps
+    cmap = colormaps['tab10' if n <= 10 else 'tab20']
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _legend_outside(ax) -> None:
+    """The legend to the right of the axes, where it cannot hide bars or points."""
+    ax.legend(fontsize='small', loc='upper left', bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+
+
+def frequency_ap_figure(results: Mapping[str, Mapping[str, float]],
+                        keys: Sequence[str] = DEFAULT_KEYS,
+                        title: str = 'AP by class frequency', ylabel: str = 'AP'):
+    """The figure of :func:`plot_frequency_ap`, not saved (same arguments, less ``out_png``).
+
+    Returns:
+        matplotlib.figure.Figure: One group of bars per key, one bar per run, the legend to the
+        right of the axes.
+
+    Raises:
+        ValueError: If ``results`` is empty.
+    """
+    if not results:
+        raise ValueError('plot_frequency_ap needs at least one run in results')
+    from matplotlib.figure import Figure  # no pyplot: renders with Agg, global state untouched
+
+    names = list(results)
+    values = np.array([[_value(results[n], k) for k in keys] for n in names])
+    width = 0.8 / len(names)
+    x = np.arange(len(keys))
+    fig = Figure(figsize=(max(6.0, 1.6 * len(keys) + 0.4 * len(names)), 4.0))
+    ax = fig.subplots()
+    for i, (name, color) in enumerate(zip(names, run_colors(len(names)))):
+        pos = x - 0.4 + width * (i + 0.5)
+        bars = ax.bar(pos, np.nan_to_num(values[i], nan=0.0), width, label=name, color=color)
+        _annotate(ax, bars, values[i])
+    ax.set_xticks(x)
+    ax.set_xticklabels(list(keys))
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    top = np.nanmax(values) if np.isfinite(values).any() else 1.0
+    ax.set_ylim(0, max(top * 1.2, 0.05))
+    _legend_outside(ax)
+    fig.tight_layout()
+    return fig
+
+
 def plot_frequency_ap(results: Mapping[str, Mapping[str, float]], out_png: str,
                       keys: Sequence[str] = DEFAULT_KEYS, title: str = 'AP by class frequency',
                       ylabel: str = 'AP') -> str:
@@ -31,30 +88,9 @@ def plot_frequency_ap(results: Mapping[str, Mapping[str, float]], out_png: str,
     Raises:
         ValueError: If ``results`` is empty.
     """
-    if not results:
-        raise ValueError('plot_frequency_ap needs at least one run in results')
-    from matplotlib.figure import Figure  # no pyplot: renders with Agg, global state untouched
-
-    names = list(results)
-    values = np.array([[_value(results[n], k) for k in keys] for n in names])
-    width = 0.8 / len(names)
-    x = np.arange(len(keys))
-    fig = Figure(figsize=(max(6.0, 1.6 * len(keys) + 0.4 * len(names)), 4.0))
-    ax = fig.subplots()
-    for i, name in enumerate(names):
-        pos = x - 0.4 + width * (i + 0.5)
-        bars = ax.bar(pos, np.nan_to_num(values[i], nan=0.0), width, label=name)
-        _annotate(ax, bars, values[i])
-    ax.set_xticks(x)
-    ax.set_xticklabels(list(keys))
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    top = np.nanmax(values) if np.isfinite(values).any() else 1.0
-    ax.set_ylim(0, max(top * 1.2, 0.05))
-    ax.legend(fontsize='small', ncol=min(len(names), 3))
-    fig.tight_layout()
+    fig = frequency_ap_figure(results, keys, title, ylabel)
     os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
-    fig.savefig(out_png, dpi=120)
+    fig.savefig(out_png, dpi=120, bbox_inches='tight')
     return out_png
 
 
@@ -120,11 +156,12 @@ def plot_per_class_ap(per_class: Mapping[str, Mapping[str, float]],
     from matplotlib.figure import Figure
     fig = Figure(figsize=(8.0, 4.5))
     ax = fig.subplots()
+    colors = run_colors(len(per_class))
     for i, (name, aps) in enumerate(per_class.items()):
         classes = sorted((c for c in aps if c in train_images), key=lambda c: train_images[c])
         x = np.array([train_images[c] for c in classes], dtype=float)
         y = np.array([aps[c] for c in classes], dtype=float)
-        color = f'C{i % 10}'
+        color = colors[i]
         jitter = 1 + 0.06 * (i - (len(per_class) - 1) / 2)  # runs side by side on log x
         ax.scatter(x * jitter, y, s=10, alpha=0.55, color=color, label=name)
         if len(y) >= 3:
@@ -139,10 +176,10 @@ def plot_per_class_ap(per_class: Mapping[str, Mapping[str, float]],
     ax.set_ylabel('AP')
     ax.set_ylim(0, 1)
     ax.set_title(title)
-    ax.legend(fontsize='small', ncol=min(len(per_class), 4), loc='lower right')
+    _legend_outside(ax)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
-    fig.savefig(out_png, dpi=120)
+    fig.savefig(out_png, dpi=120, bbox_inches='tight')
     return out_png
 
 

@@ -40,3 +40,28 @@ def test_per_class_plot_and_class_count_histogram(tmp_path):
     assert os.path.getsize(png) > 1000
     with pytest.raises(ValueError, match='at least one run'):
         plot_per_class_ap({}, train, str(tmp_path / 'x.png'))
+
+
+@pytest.mark.parametrize('n', [1, 3, 10, 12, 20])
+def test_run_colors_are_distinct(n):
+    from imbfocal.evaluation.plots import run_colors
+    colors = run_colors(n)
+    assert len(colors) == n and len(set(colors)) == n  # tab10 repeats after 10: tab20 then
+
+
+def test_run_colors_repeat_past_twenty():
+    from imbfocal.evaluation.plots import run_colors
+    colors = run_colors(21)
+    assert len(set(colors)) == 20 and colors[20] == colors[0]
+
+
+def test_frequency_legend_sits_outside_the_bars():
+    from imbfocal.evaluation.plots import frequency_ap_figure
+    results = {f'run{i}': dict(AP=0.7, APr=0.6, APc=0.7, APf=0.75) for i in range(12)}
+    fig = frequency_ap_figure(results)
+    fig.canvas.draw()  # Figure() comes with an Agg canvas
+    ax = fig.axes[0]
+    legend, axes_box = ax.get_legend(), ax.get_window_extent()
+    assert len(legend.get_texts()) == 12
+    assert legend.get_window_extent().x0 >= axes_box.x1  # never over a bar
+    assert len({bar.get_facecolor() for bar in ax.patches}) == 12  # one colour per run
