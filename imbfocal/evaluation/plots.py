@@ -26,6 +26,13 @@ def run_colors(n: int) -> list:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
+def _save(fig, out_png: str, **savefig_kwargs) -> str:
+    """Write ``fig`` to ``out_png`` at 120 dpi, creating parent folders; returns ``out_png``."""
+    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
+    fig.savefig(out_png, dpi=120, **savefig_kwargs)
+    return out_png
+
+
 def _legend_outside(ax) -> None:
     """The legend to the right of the axes, where it cannot hide bars or points."""
     ax.legend(fontsize='small', loc='upper left', bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
@@ -89,9 +96,7 @@ def plot_frequency_ap(results: Mapping[str, Mapping[str, float]], out_png: str,
         ValueError: If ``results`` is empty.
     """
     fig = frequency_ap_figure(results, keys, title, ylabel)
-    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
-    fig.savefig(out_png, dpi=120, bbox_inches='tight')
-    return out_png
+    return _save(fig, out_png, bbox_inches='tight')  # the legend sits outside the axes
 
 
 def _value(run: Mapping[str, float], key: str) -> float:
@@ -157,11 +162,10 @@ def plot_per_class_ap(per_class: Mapping[str, Mapping[str, float]],
     fig = Figure(figsize=(8.0, 4.5))
     ax = fig.subplots()
     colors = run_colors(len(per_class))
-    for i, (name, aps) in enumerate(per_class.items()):
+    for i, ((name, aps), color) in enumerate(zip(per_class.items(), colors)):
         classes = sorted((c for c in aps if c in train_images), key=lambda c: train_images[c])
         x = np.array([train_images[c] for c in classes], dtype=float)
         y = np.array([aps[c] for c in classes], dtype=float)
-        color = colors[i]
         jitter = 1 + 0.06 * (i - (len(per_class) - 1) / 2)  # runs side by side on log x
         ax.scatter(x * jitter, y, s=10, alpha=0.55, color=color, label=name)
         if len(y) >= 3:
@@ -178,9 +182,7 @@ def plot_per_class_ap(per_class: Mapping[str, Mapping[str, float]],
     ax.set_title(title)
     _legend_outside(ax)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
-    fig.savefig(out_png, dpi=120, bbox_inches='tight')
-    return out_png
+    return _save(fig, out_png, bbox_inches='tight')  # the legend sits outside the axes
 
 
 def plot_class_counts(train_images: Mapping[str, int], out_png: str,
@@ -215,6 +217,4 @@ def plot_class_counts(train_images: Mapping[str, int], out_png: str,
     ax.set_title(title)
     ax.legend(fontsize='small')
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
-    fig.savefig(out_png, dpi=120)
-    return out_png
+    return _save(fig, out_png)
