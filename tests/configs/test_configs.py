@@ -239,6 +239,22 @@ def test_digits_lt_config_on_real_data(path: Path, request):
         assert any(name.endswith(key) for name in metrics), (key, sorted(metrics))
 
 
+def test_centernet_lt100_keeps_the_objects_apart():
+    """lt100's CenterNet: C5 at stride 8 (dilated, not strided) and a stride-4 heatmap, so the
+    14-38 px objects of a 128x128 image do not share the 4x4 cells of MMDetection's stride-32
+    C5 (val AP 0.2 there, docs/configs.md)."""
+    cfg = load_config(CONFIG_ROOT / 'centernet/centernet_r18_focal_800it_digits-lt100.py')
+    cfg.model.backbone.init_cfg = None
+    model = build_detector(cfg).eval()
+    with torch.no_grad(), one_thread():
+        c5 = model.backbone(torch.zeros(1, 3, 128, 128))[-1]
+        heatmaps, wh, offsets = model.bbox_head(model.neck(model.backbone(
+            torch.zeros(1, 3, 128, 128))))
+    assert c5.shape[-2:] == (16, 16)  # 128 / 8
+    assert heatmaps[0].shape == (1, 100, 32, 32)  # 128 / 4
+    assert wh[0].shape[-2:] == offsets[0].shape[-2:] == (32, 32)
+
+
 def test_model_bases_match_mmdetection():
     """The FCOS/CenterNet model bases copy MMDetection's models (only intended changes)."""
     fcos = Config.fromfile(str(CONFIG_ROOT / '_base_/models/fcos_r50-caffe_fpn_gn-head.py'))
