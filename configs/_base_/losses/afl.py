@@ -3,7 +3,8 @@
 # 0.99, max_weight 2 on the positive term) through an adaptive gradient function whose
 # damping fades out over the first agf_fraction of the run's iterations. On digits-LT
 # lt100's val split (docs/results/lt100_retinanet_val.md) these weights beat the stronger
-# beta 0.999 / max_weight 10 through the same damping by 3.1 AP and 4.8 APr. Use as
+# beta 0.999 / max_weight 10 through the same damping by 3.1 AP and 4.8 APr; with CenterNet's
+# heatmap form by 0.8 AP and 1.2 APr (docs/results/lt100_centernet_val.md). Use as
 # cb-focal.py.
 _base_ = './cb-focal.py'
 
