@@ -5,7 +5,7 @@
 # settings swept on digits-LT lt100's val split (docs/results/lt100_retinanet_val.md); every
 # one of them stayed below focal loss there, and stronger weights (beta 0.999, max_weight 10)
 # cost 30 AP. The heatmap form (CenterNet) takes the same weights: on lt100's val split with
-# CenterNet they lost 2.8 AP to GaussianFocalLoss, beta 0.999 / max_weight 10 lost 20.4
+# CenterNet they lost 2.7 AP to GaussianFocalLoss, beta 0.999 / max_weight 10 lost 20.4
 # (docs/results/lt100_centernet_val.md). Use in a config as
 #   _base_ = ['<baseline config>', '../_base_/losses/cb-focal.py']
 #   model = dict(bbox_head=dict(loss_cls={{_base_.loss_cls}}))
