@@ -31,7 +31,14 @@ register_all_modules()
 CONFIG_ROOT = Path(__file__).resolve().parents[2] / 'configs'
 CONFIGS = sorted(path for path in CONFIG_ROOT.rglob('*.py') if '_base_' not in path.parts)
 MMDET_CONFIGS = Path(mmdet.__file__).parent / '.mim' / 'configs'
-CONFIG_IDS = [str(path.relative_to(CONFIG_ROOT)) for path in CONFIGS]
+
+
+def _ids(paths):
+    """Test ids: each config's path under ``configs/``."""
+    return [str(path.relative_to(CONFIG_ROOT)) for path in paths]
+
+
+CONFIG_IDS = _ids(CONFIGS)
 
 DATASET_CLASSES = {'coco': 80, 'lvis-v1': 1203, 'voc0712': 20, 'digits-lt': 10,
                    'digits-lt100': 100}
@@ -202,8 +209,7 @@ def test_config_trains_and_predicts(path: Path):
 DIGITS_CONFIGS = [path for path in CONFIGS if path.stem.endswith(('_digits-lt', '_digits-lt100'))]
 
 
-@pytest.mark.parametrize(
-    'path', DIGITS_CONFIGS, ids=[str(path.relative_to(CONFIG_ROOT)) for path in DIGITS_CONFIGS])
+@pytest.mark.parametrize('path', DIGITS_CONFIGS, ids=_ids(DIGITS_CONFIGS))
 def test_digits_lt_config_on_real_data(path: Path, request):
     """The digits-LT configs as shipped (no shrinking) on a tiny digits-LT build: their
     datasets and pipelines feed one training step (lt100: from the pretrained backbone they
@@ -242,8 +248,7 @@ def test_digits_lt_config_on_real_data(path: Path, request):
 WEIGHTED_CONFIGS = [path for path in CONFIGS if _name_parts(path)[1] in ('cb-focal', 'afl')]
 
 
-@pytest.mark.parametrize('path', WEIGHTED_CONFIGS,
-                         ids=[str(path.relative_to(CONFIG_ROOT)) for path in WEIGHTED_CONFIGS])
+@pytest.mark.parametrize('path', WEIGHTED_CONFIGS, ids=_ids(WEIGHTED_CONFIGS))
 def test_class_weights_as_chosen_on_val(path: Path):
     """CB-focal and AFL ship the class weights chosen on lt100's val split, in both forms:
     beta 0.99, max_weight 2 on the positive term (0.999 / 10 lost 3.1 AP with RetinaNet and
@@ -261,10 +266,9 @@ def test_centernet_lt100_keeps_the_objects_apart():
     cfg.model.backbone.init_cfg = None
     model = build_detector(cfg).eval()
     with torch.no_grad(), one_thread():
-        c5 = model.backbone(torch.zeros(1, 3, 128, 128))[-1]
-        heatmaps, wh, offsets = model.bbox_head(model.neck(model.backbone(
-            torch.zeros(1, 3, 128, 128))))
-    assert c5.shape[-2:] == (16, 16)  # 128 / 8
+        features = model.backbone(torch.zeros(1, 3, 128, 128))
+        heatmaps, wh, offsets = model.bbox_head(model.neck(features))
+    assert features[-1].shape[-2:] == (16, 16)  # C5: 128 / 8
     assert heatmaps[0].shape == (1, 100, 32, 32)  # 128 / 4
     assert wh[0].shape[-2:] == offsets[0].shape[-2:] == (32, 32)
 
