@@ -40,7 +40,7 @@ LOSS = f'{HEAD}.loss_cls'
 SWAPS = {
     'ClassBalancedFocalLoss': [
         f'{LOSS}.type=ClassBalancedFocalLoss', f'{LOSS}.class_counts={COCO_TRAIN_ANN}',
-        f'{LOSS}.beta=0.99', f'{LOSS}.max_weight=2.0'
+        f'{LOSS}.beta=0.99', f'{LOSS}.max_weight=1.0'
     ],
     'AdaptiveFocalLoss': [
         f'{LOSS}.type=AdaptiveFocalLoss', f'{LOSS}.class_counts={COCO_TRAIN_ANN}',
