@@ -267,7 +267,7 @@ AFL_CONFIGS = [path for path in CONFIGS if _name_parts(path)[1] == 'afl']
 @pytest.mark.parametrize('path', AFL_CONFIGS, ids=_ids(AFL_CONFIGS))
 def test_afl_damping_as_chosen_on_val(path: Path):
     """AFL's damping fades over the first half of the run from lam0 4 (sigmoid form: RetinaNet
-    val AP 70.7 at lam0 4 and 8 against 69.1 at 1, 3 seeds) or 1 (heatmap form: CenterNet val
+    val AP 70.7 and 70.8 at lam0 4 and 8 against 69.1 at 1, 3 seeds) or 1 (heatmap form: CenterNet val
     AP 59.1 at 1 against 58.0 at 4, docs/results/)."""
     (loss_cfg, ) = classification_losses(load_config(path).model)
     expected = 4.0 if loss_cfg.type == 'AdaptiveFocalLoss' else 1.0

@@ -7,7 +7,7 @@
 # heatmap form by 0.8 AP and 1.2 APr (docs/results/lt100_centernet_val.md). Without the
 # damping (CB-focal) the same weights lost 3.3 AP on val, so CB-focal.py's loss_cls ships
 # max_weight 1 and these are set here. The damping's initial strength lam0 is 4 for the
-# sigmoid form (lam0 1 / 4 / 8 over 3 val seeds: RetinaNet AP 69.1 / 70.7 / 70.7, APr
+# sigmoid form (lam0 1 / 4 / 8 over 3 val seeds: RetinaNet AP 69.1 / 70.7 / 70.8, APr
 # 63.4 / 66.9 / 66.4; 4 is the smaller of the tied two) and 1 for the heatmap form (CenterNet
 # val, seed 0: AP 59.1 at lam0 1 against 58.0 at 4). Use as cb-focal.py.
 _base_ = './cb-focal.py'
