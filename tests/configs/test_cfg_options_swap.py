@@ -44,7 +44,7 @@ SWAPS = {
     ],
     'AdaptiveFocalLoss': [
         f'{LOSS}.type=AdaptiveFocalLoss', f'{LOSS}.class_counts={COCO_TRAIN_ANN}',
-        f'{LOSS}.beta=0.99', f'{LOSS}.max_weight=2.0'
+        f'{LOSS}.beta=0.99', f'{LOSS}.max_weight=2.0', f'{LOSS}.lam0=4.0'
     ],
     'ParameterFreeLoss': [
         f'{HEAD}.type=RetinaAllLevelsHead', f'{LOSS}._delete_=True',
