@@ -21,6 +21,7 @@ Example::
     python tools/compare_losses.py --losses focal cb-focal afl --seeds 0 1 2 --split test
 """
 import argparse
+import fcntl
 import glob
 import json
 import os
@@ -72,6 +73,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--prior', action='store_true',
                    help='start the classification bias from the class frequencies '
                    '(ClassPriorInitHook) instead of pi = 0.01 for every class')
+    p.add_argument('--lab', action='store_true',
+                   help='import the lab\'s control losses (lab.controls) in every run, so that '
+                   '--cfg-options can name them')
+    p.add_argument('--log-gradients', action='store_true',
+                   help='record per-iteration gradient norms of the classification logits by '
+                   'frequency group (lab.mechanism.GradientGroupsHook) in each run\'s work dir')
     p.add_argument('--tag', default='',
                    help='a name for this setting (with --cfg-options), kept apart on disk')
     p.add_argument('--reference', default='focal',
@@ -82,7 +89,22 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='digits-LT build (made, and its backbone pretrained, if missing)')
     p.add_argument('--cfg-options', nargs='+', default=[],
                    help='passed to every run, as tools/train.py takes them')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for name, values in (('--losses', args.losses), ('--seeds', args.seeds)):
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            p.error(f'{name} names {repeated} more than once; each loss and seed is one run')
+    return args
+
+
+def check_writable(path: str) -> None:
+    """Raise SystemExit unless ``path`` is (or can be made) a writable folder."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise SystemExit(f'--work-dir {path}: cannot create it ({error.strerror})') from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise SystemExit(f'--work-dir {path}: not writable')
 
 
 def find_config(detector: str, loss: str, suffix: str) -> str:
@@ -107,22 +129,32 @@ def ensure_data(data_root: str, preset: str, pretrained: bool) -> None:
                         '--data-root', data_root], check=True)
 
 
-def derived_config(config: str, run_dir: str, rfs: bool, prior_layer: Optional[str]) -> str:
+def derived_config(config: str, run_dir: str, rfs: bool, prior_layer: Optional[str],
+                   lab: bool = False, log_gradients: bool = False) -> str:
     """``config``, or a config in ``run_dir`` built on it: its training set repeat-factor
-    sampled (``rfs``) and/or ``ClassPriorInitHook`` on ``prior_layer`` added to its hooks."""
-    if not rfs and prior_layer is None:
+    sampled (``rfs``), ``ClassPriorInitHook`` on ``prior_layer`` and/or the lab's
+    ``GradientGroupsHook`` (``log_gradients``) added to its hooks, the lab's modules imported
+    (``lab``, or ``log_gradients``)."""
+    if not (rfs or prior_layer or lab or log_gradients):
         return config
     lines = [f"_base_ = ['{config}']"]
+    if lab or log_gradients:
+        lines.append("custom_imports = dict(imports=['imbfocal', 'lab.controls', "
+                     "'lab.mechanism'], allow_failed_imports=False)")
     if rfs:
         lines.append("train_dataloader = dict(dataset=dict(\n"
                      "    _delete_=True, type='ClassBalancedDataset',\n"
                      f"    oversample_thr={RFS_THRESHOLD},\n"
                      "    dataset={{_base_.train_dataloader.dataset}}))")
-    if prior_layer is not None:
+    if prior_layer is not None or log_gradients:
         hooks = list(Config.fromfile(config).to_dict().get('custom_hooks', None) or [])
-        hooks.append(dict(type='ClassPriorInitHook', layer=prior_layer))
+        if prior_layer is not None:
+            hooks.append(dict(type='ClassPriorInitHook', layer=prior_layer))
+        if log_gradients:
+            hooks.append(dict(type='GradientGroupsHook'))
         lines.append(f'custom_hooks = {hooks!r}')
-    prefix = ''.join(name + '_' for name, on in (('rfs', rfs), ('prior', prior_layer)) if on)
+    prefix = ''.join(name + '_' for name, on in (('rfs', rfs), ('prior', prior_layer),
+                                                 ('lab', lab or log_gradients)) if on)
     path = osp.join(run_dir, prefix + osp.basename(config))
     with open(path, 'w', encoding='utf-8') as f:
         f.write('\n'.join(lines) + '\n')
@@ -149,25 +181,50 @@ def run_options(data_root: str, seed: int, split: str, pretrained: bool,
     return options
 
 
+# Written into a run's work dir once its training process has exited cleanly, after the train
+# loop and its final validation: a run without it was interrupted and is trained again.
+FINISHED = 'run_finished.json'
+
+
+def source_commit() -> Optional[str]:
+    """The git commit of the code that trains (None outside a git checkout)."""
+    try:
+        return subprocess.run(['git', 'rev-parse', '--short=7', 'HEAD'], cwd=REPO, check=True,
+                              capture_output=True, text=True).stdout.strip() or None
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def train(config: str, work_dir: str, options: List[str]) -> float:
-    """One ``tools/train.py`` run; returns its minutes (written to ``run_minutes.json``)."""
+    """One ``tools/train.py`` run; returns its minutes. Once it has finished, writes
+    :data:`FINISHED` (minutes, load average, torch threads, commit) into ``work_dir``."""
     os.makedirs(work_dir, exist_ok=True)
+    marker = osp.join(work_dir, FINISHED)
+    if osp.exists(marker):
+        os.remove(marker)
     cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), config, '--work-dir', work_dir,
            '--cfg-options'] + options
+    # The lab (control losses, gradient logging) is imported from this checkout.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [REPO, os.environ.get('PYTHONPATH')])))
     tic = time.time()
-    subprocess.run(cmd, check=True)
+    subprocess.run(cmd, check=True, env=env)
     minutes = (time.time() - tic) / 60
-    with open(osp.join(work_dir, 'run_minutes.json'), 'w', encoding='utf-8') as f:
-        json.dump(dict(minutes=round(minutes, 2), load_average=os.getloadavg()), f)
+    with open(marker, 'w', encoding='utf-8') as f:
+        json.dump(dict(minutes=round(minutes, 2), load_average=os.getloadavg(),
+                       omp_num_threads=os.environ.get('OMP_NUM_THREADS'),
+                       commit=source_commit()), f)
     return minutes
 
 
-def run_minutes(work_dir: str) -> Optional[float]:
-    path = osp.join(work_dir, 'run_minutes.json')
+def finished_run(work_dir: str) -> Optional[dict]:
+    """What :func:`train` recorded of a finished run in ``work_dir``, or None if it did not
+    finish (never started, interrupted, or failed)."""
+    path = osp.join(work_dir, FINISHED)
     if not osp.isfile(path):
         return None
     with open(path, encoding='utf-8') as f:
-        return json.load(f)['minutes']
+        return json.load(f)
 
 
 def train_images_per_class(data_root: str) -> Dict[str, int]:
@@ -184,23 +241,25 @@ def main(argv=None) -> int:
     setting = '_'.join(filter(None, ['rfs' if args.rfs else '', 'prior' if args.prior else '',
                                      args.tag]))
     logger = MMLogger.get_instance('compare_losses', log_level='INFO')
+    configs = {loss: find_config(args.detector, loss, suffix) for loss in args.losses}
+    check_writable(work_root)
     ensure_data(data_root, preset, pretrained)
     runs: Dict[str, List[dict]] = {}
     minutes: Dict[str, List[float]] = {}
-    for loss in args.losses:
-        config = find_config(args.detector, loss, suffix)
+    for loss, config in configs.items():
         name = f'{loss}_{setting}' if setting else loss
         runs[name], minutes[name] = [], []
         for seed in args.seeds:
             work_dir = osp.join(work_root, args.split, name, f'seed{seed}')
-            metrics = final_metrics(work_dir)
+            metrics = final_metrics(work_dir) if finished_run(work_dir) else None
             if metrics is None:
                 print_log(f'training {osp.basename(config)} ({setting or "as shipped"}) '
                           f'with seed {seed}, evaluated on {args.split} -> {work_dir}',
                           logger=logger)
                 os.makedirs(work_dir, exist_ok=True)
                 run_config = derived_config(config, work_dir, args.rfs,
-                                            CLS_LAYERS[args.detector] if args.prior else None)
+                                            CLS_LAYERS[args.detector] if args.prior else None,
+                                            args.lab, args.log_gradients)
                 options = run_options(data_root, seed, args.split, pretrained, args.rfs)
                 train(run_config, work_dir, options + args.cfg_options)
                 metrics = final_metrics(work_dir)
@@ -209,8 +268,7 @@ def main(argv=None) -> int:
             if metrics is None:
                 raise SystemExit(f'{work_dir}: training finished without evaluation metrics')
             runs[name].append(metrics)
-            if run_minutes(work_dir) is not None:
-                minutes[name].append(run_minutes(work_dir))
+            minutes[name].append(finished_run(work_dir)['minutes'])
     write_reports(args, work_root, data_root, runs, minutes, logger)
     return 0
 
@@ -223,7 +281,7 @@ def merge_previous(path: str, args: argparse.Namespace, runs: Dict[str, List[dic
     Returns ``(runs, minutes, settings)``; a row recomputed now replaces its earlier version.
     """
     setting = dict(seeds=args.seeds, rfs=args.rfs, prior=args.prior, tag=args.tag,
-                   cfg_options=args.cfg_options)
+                   cfg_options=args.cfg_options, lab=args.lab or args.log_gradients)
     merged_runs, merged_minutes, settings = {}, {}, {}
     if osp.isfile(path):
         with open(path, encoding='utf-8') as f:
@@ -245,6 +303,17 @@ def write_reports(args: argparse.Namespace, work_root: str, data_root: str,
     rows of earlier calls on the same split kept."""
     split = args.split
     json_path = osp.join(work_root, f'results_{split}.json')
+    # Comparisons running side by side add their rows to one file: one merge at a time.
+    with open(json_path + '.lock', 'w', encoding='utf-8') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        write_locked(args, work_root, data_root, json_path, runs, minutes, logger)
+
+
+def write_locked(args: argparse.Namespace, work_root: str, data_root: str, json_path: str,
+                 runs: Dict[str, List[dict]], minutes: Dict[str, List[float]],
+                 logger: MMLogger) -> None:
+    """:func:`write_reports` while holding the lock on ``json_path``."""
+    split = args.split
     runs, minutes, settings = merge_previous(json_path, args, runs, minutes)
     summary = summarise(runs)
     table = markdown_table(summary, {loss: len(seeds) for loss, seeds in runs.items()})
