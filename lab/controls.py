@@ -23,7 +23,6 @@ when this module is imported (``custom_imports=dict(imports=['imbfocal', 'lab.co
 """
 from typing import Optional
 
-import torch
 from mmdet.registry import MODELS
 from torch import Tensor
 
