@@ -1,4 +1,4 @@
-"""The package's dependencies run one way, and dev-only code stays off the import path.
+"""The package's dependencies run one way, and the lab (the benchmark harness) stays outside it.
 
 configs -> registry -> heads -> losses (loss modules -> focal family and contract -> fast
 paths -> kernels). Read from the source with ``ast``, so a lazy import inside a function
@@ -81,9 +81,14 @@ def test_no_private_name_crosses_a_module_boundary(path):
     assert not _imported_private_names(path)
 
 
-def test_import_imbfocal_loads_no_dev_tools_and_no_triton():
-    code = ('import sys, imbfocal; print(sorted(m for m in sys.modules if m.startswith('
-            '("triton", "imbfocal.devtools", "imbfocal.kernels."))))')
+@pytest.mark.parametrize('path', list(_modules()), ids=_module_name)
+def test_the_package_never_imports_the_lab(path):
+    assert not [m for m in _imports(path) if m == 'lab' or m.startswith('lab.')]
+
+
+def test_import_imbfocal_loads_no_lab_and_no_triton():
+    code = ('import sys, imbfocal; print(sorted(m for m in sys.modules if m == "lab" or '
+            'm.startswith(("triton", "lab.", "imbfocal.kernels."))))')
     out = subprocess.run([sys.executable, '-c', code], check=True, capture_output=True,
                          text=True, cwd=os.path.dirname(PACKAGE)).stdout
     assert out.strip() == '[]'

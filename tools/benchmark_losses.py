@@ -40,6 +40,7 @@ import argparse
 import contextlib
 import json
 import os
+import os.path as osp
 import statistics
 import subprocess
 import sys
@@ -51,7 +52,9 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 import torch
 from torch import Tensor
 
-from imbfocal.devtools.benchmarking import (
+# lab/, the benchmark harness, lives beside the package in this checkout (not installed).
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from lab.benchmarking import (
     Inputs,
     benchmarked_losses,
     environment,

@@ -21,6 +21,7 @@ afl,dfl,efl,pf}_1x_lvis-v1.py --device cuda --out train_step.json
 import argparse
 import os.path as osp
 import statistics
+import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
@@ -29,11 +30,13 @@ from mmengine.config import Config, DictAction
 from mmengine.optim import build_optim_wrapper
 from mmengine.structures import InstanceData
 
-from imbfocal.devtools.benchmarking import environment, long_tailed_weights, write_report
+# lab/, the benchmark harness, lives beside the package in this checkout (not installed).
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from lab.benchmarking import environment, long_tailed_weights, write_report
 
 
 def long_tailed_probabilities(num_classes: int) -> torch.Tensor:
-    """``imbfocal.devtools.benchmarking.long_tailed_weights``, normalised to sum to 1."""
+    """``lab.benchmarking.long_tailed_weights``, normalised to sum to 1."""
     weights = torch.tensor(long_tailed_weights(num_classes), dtype=torch.float64)
     return weights / weights.sum()
 

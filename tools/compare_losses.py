@@ -34,8 +34,10 @@ from typing import Dict, List, Optional, Tuple
 from mmengine.config import Config
 from mmengine.logging import MMLogger, print_log
 
-from imbfocal.evaluation.plots import plot_frequency_ap, plot_per_class_ap
-from imbfocal.evaluation.runs import (
+# lab/, the benchmark harness, lives beside the package in this checkout (not installed).
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from lab.plots import plot_frequency_ap, plot_per_class_ap
+from lab.runs import (
     differences_table,
     final_metrics,
     markdown_table,

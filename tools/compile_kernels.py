@@ -1,10 +1,10 @@
 """Compile every Triton kernel the imbfocal losses launch for a GPU, without one, and report
 ptxas's registers, spills and shared memory and the occupancy that follows.
 
-Each loss of ``imbfocal.devtools.benchmarking.benchmarked_losses`` takes one forward and backward on
+Each loss of ``lab.benchmarking.benchmarked_losses`` takes one forward and backward on
 RetinaNet-like CPU inputs, called as RetinaNet's head calls it (anchor weights, a float
 ``avg_factor``) and as FCOS's does (no weights, a tensor ``avg_factor``), under
-``use_impl('triton')`` inside ``imbfocal.devtools.kernel_compilation.compile_only``: every
+``use_impl('triton')`` inside ``lab.kernel_compilation.compile_only``: every
 kernel launch compiles for the target (compute capability ``--arch``) exactly as Triton's JIT
 compiles it on that GPU, down to the cubin, and nothing runs. A kernel that does not compile
 fails the command.
@@ -15,14 +15,18 @@ Example::
 """
 import argparse
 import itertools
+import os.path as osp
+import sys
 from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from imbfocal.devtools.benchmarking import benchmarked_losses, make_inputs, write_report
-from imbfocal.devtools.kernel_compilation import compile_only, resource_usage
+# lab/, the benchmark harness, lives beside the package in this checkout (not installed).
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from imbfocal.kernels.common import Tiling, use_tiling
 from imbfocal.losses import use_impl
+from lab.benchmarking import benchmarked_losses, make_inputs, write_report
+from lab.kernel_compilation import compile_only, resource_usage
 
 DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
 

@@ -24,8 +24,8 @@ import json
 import os.path as osp
 import sys
 
-from imbfocal.evaluation.plots import frequency_results, plot_frequency_ap, plot_per_class_ap
-from imbfocal.evaluation.runs import final_metrics, per_class_ap
+from lab.plots import frequency_results, plot_frequency_ap, plot_per_class_ap
+from lab.runs import final_metrics, per_class_ap
 
 work_dir, root, name = sys.argv[1:]
 metrics = final_metrics(work_dir)

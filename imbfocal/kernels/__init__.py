@@ -3,7 +3,7 @@
 The losses never import this package's kernel modules unless a kernel will run: on a CUDA
 tensor with Triton installed (it ships with CUDA builds of PyTorch), or on CPU when
 ``TRITON_INTERPRET=1`` was set before the first use (how the test suite checks the kernels on
-a machine without a GPU; slow, for tests only), or when :mod:`imbfocal.devtools.kernel_compilation`
+a machine without a GPU; slow, for tests only), or when :mod:`lab.kernel_compilation`
 compiles them for a GPU that is not there (nothing runs).
 """
 import contextlib
@@ -32,7 +32,7 @@ def interpreting() -> bool:
 @contextlib.contextmanager
 def compiling_for(arch: int) -> Iterator[None]:
     """Let the losses take their kernel path on CPU tensors while launches only compile
-    (entered by :func:`imbfocal.devtools.kernel_compilation.compile_only`, which compiles)."""
+    (entered by :func:`lab.kernel_compilation.compile_only`, which compiles)."""
     global _compile_only_arch
     previous, _compile_only_arch = _compile_only_arch, arch
     try:

@@ -16,7 +16,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 
-from imbfocal.devtools.benchmarking import long_tailed_counts
+from lab.benchmarking import long_tailed_counts
 
 # Losses that need class counts (filled by ClassCountsHook in training; set by hand here).
 COUNTED_LOSSES = ('ClassBalancedFocalLoss', 'AdaptiveFocalLoss',

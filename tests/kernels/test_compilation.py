@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from imbfocal.devtools.kernel_compilation import compile_only, programs_per_sm
 from imbfocal.kernels import interpreting
+from lab.kernel_compilation import compile_only, programs_per_sm
 
 pytest.importorskip('triton.backends.nvidia', reason='needs Triton\'s CUDA backend (ptxas)')
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +61,7 @@ def test_several_programs_per_sm(compiled):
 
 TARGETS_SCRIPT = """
 import torch
-from imbfocal.devtools.kernel_compilation import compile_only
+from lab.kernel_compilation import compile_only
 from imbfocal.kernels.focal import scale_gradient_
 for arch in (80, 90, 80):
     with compile_only(arch) as launches:

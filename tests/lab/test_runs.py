@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from imbfocal.evaluation.runs import (
+from lab.runs import (
     differences_table,
     final_metrics,
     markdown_table,

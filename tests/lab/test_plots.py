@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from imbfocal.evaluation.plots import frequency_results, plot_frequency_ap
+from lab.plots import frequency_results, plot_frequency_ap
 
 
 def test_plot_frequency_ap_writes_png(tmp_path):
@@ -30,7 +30,7 @@ def test_frequency_results_picks_metric_keys():
 
 
 def test_per_class_plot_and_class_count_histogram(tmp_path):
-    from imbfocal.evaluation.plots import plot_class_counts, plot_per_class_ap
+    from lab.plots import plot_class_counts, plot_per_class_ap
     train = {f'{k:02d}': max(1, 300 // (k + 1)) for k in range(40)}
     per_class = {'focal': {c: 0.5 + 0.01 * (i % 7) for i, c in enumerate(train)},
                  'afl': {c: 0.6 for c in list(train)[:30]}}  # classes may be missing
@@ -44,19 +44,19 @@ def test_per_class_plot_and_class_count_histogram(tmp_path):
 
 @pytest.mark.parametrize('n', [1, 3, 10, 12, 20])
 def test_run_colors_are_distinct(n):
-    from imbfocal.evaluation.plots import run_colors
+    from lab.plots import run_colors
     colors = run_colors(n)
     assert len(colors) == n and len(set(colors)) == n  # tab10 repeats after 10: tab20 then
 
 
 def test_run_colors_repeat_past_twenty():
-    from imbfocal.evaluation.plots import run_colors
+    from lab.plots import run_colors
     colors = run_colors(21)
     assert len(set(colors)) == 20 and colors[20] == colors[0]
 
 
 def test_frequency_legend_sits_outside_the_bars():
-    from imbfocal.evaluation.plots import frequency_ap_figure
+    from lab.plots import frequency_ap_figure
     results = {f'run{i}': dict(AP=0.7, APr=0.6, APc=0.7, APf=0.75) for i in range(12)}
     fig = frequency_ap_figure(results)
     fig.canvas.draw()  # Figure() comes with an Agg canvas

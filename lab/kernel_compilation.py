@@ -25,7 +25,7 @@ from triton.backends.compiler import GPUTarget
 from triton.runtime.driver import driver
 from triton.runtime.jit import JITFunction
 
-from ..kernels import INTERPRET_ENV, compiling_for, interpreting
+from imbfocal.kernels import INTERPRET_ENV, compiling_for, interpreting
 
 # per SM, from NVIDIA's CUDA occupancy tables (compute capability 8.0 to 9.0)
 REGISTERS_PER_SM = 65536
