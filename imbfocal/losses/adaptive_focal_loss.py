@@ -107,12 +107,12 @@ class AdaptiveFocalLoss(AdaptiveGradientMixin, ClassBalancedFocalLoss):
         use_sigmoid: Must be True (heads read it); this is a sigmoid loss. Defaults to True.
         gamma: Focusing parameter. Defaults to 2.
         alpha: Weight of positives in ``alpha_t``; negative disables it. Defaults to 0.25.
-        beta: Effective-number hyper-parameter in ``[0, 1)``. Defaults to 0.999.
+        beta: Effective-number hyper-parameter in ``[0, 1)``; 0 gives every class weight 1
+            (focal loss through the damping, no class counts needed). Defaults to 0.99.
         weighting: How the class weights apply (``ClassBalancedFocalLoss``).
             Defaults to ``'positive'``.
-        max_weight: Upper bound of the class weights (``ClassBalancedFocalLoss``).
-            Defaults to None.
-        lam0: Initial damping strength, ``>= 0``. Defaults to 1.
+        max_weight: Upper bound of the class weights, or None. Defaults to 2.
+        lam0: Initial damping strength, ``>= 0``. Defaults to 4.
         agf_iters: Iterations over which ``lam_s`` decays linearly to 0, or None.
             Defaults to None.
         agf_fraction: The same as a fraction of the run's iterations, or None. Defaults to
@@ -129,10 +129,10 @@ class AdaptiveFocalLoss(AdaptiveGradientMixin, ClassBalancedFocalLoss):
                  use_sigmoid: bool = True,
                  gamma: float = 2.0,
                  alpha: float = 0.25,
-                 beta: float = 0.999,
+                 beta: float = 0.99,
                  weighting: str = 'positive',
-                 max_weight: Optional[float] = None,
-                 lam0: float = 1.0,
+                 max_weight: Optional[float] = 2.0,
+                 lam0: float = 4.0,
                  agf_iters: Optional[int] = None,
                  agf_fraction: Optional[float] = None,
                  class_counts: ClassCountsSource = None,
@@ -162,8 +162,8 @@ class GaussianAdaptiveFocalLoss(AdaptiveGradientMixin, GaussianClassBalancedFoca
     Args:
         alpha: Power of the prediction in the modulating factor. Defaults to 2.
         gamma: Power of ``1 - t`` for negatives. Defaults to 4.
-        beta: Effective-number hyper-parameter in ``[0, 1)``. Defaults to 0.999.
-        max_weight: Upper bound of the class weights, or None. Defaults to 10.
+        beta: Effective-number hyper-parameter in ``[0, 1)``. Defaults to 0.99.
+        max_weight: Upper bound of the class weights, or None. Defaults to 2.
         lam0: Initial damping strength, ``>= 0``. Defaults to 1.
         agf_iters: Iterations over which ``lam_s`` decays linearly to 0, or None.
             Defaults to None.
@@ -181,8 +181,8 @@ class GaussianAdaptiveFocalLoss(AdaptiveGradientMixin, GaussianClassBalancedFoca
     def __init__(self,
                  alpha: float = 2.0,
                  gamma: float = 4.0,
-                 beta: float = 0.999,
-                 max_weight: Optional[float] = 10.0,
+                 beta: float = 0.99,
+                 max_weight: Optional[float] = 2.0,
                  lam0: float = 1.0,
                  agf_iters: Optional[int] = None,
                  agf_fraction: Optional[float] = None,

@@ -89,16 +89,19 @@ class ClassBalancedFocalLoss(ClassCountsMixin, FocalFamilyLoss):
     ``t * w_c + (1 - t)``. With equal counts (or ``beta = 0`` and ``'row'``) this is
     MMDetection's ``FocalLoss``.
 
+    The defaults are the detection settings the shipped configs use (chosen on digits-LT
+    lt100's val split, ``docs/benchmark.md``); Cui et al.'s own form is
+    ``weighting='row', beta=0.999, max_weight=None``.
+
     Args:
         use_sigmoid: Must be True (heads read it); this is a sigmoid loss. Defaults to True.
         gamma: Focusing parameter. Defaults to 2.
         alpha: Weight of positives in ``alpha_t``; a negative value disables ``alpha_t``.
             Defaults to 0.25.
-        beta: Effective-number hyper-parameter in ``[0, 1)``. Defaults to 0.999.
+        beta: Effective-number hyper-parameter in ``[0, 1)``. Defaults to 0.99.
         weighting: ``'positive'``, ``'column'`` or ``'row'``. Defaults to ``'positive'``.
-        max_weight: Upper bound of ``w_c``. Defaults to None: 10 for ``'positive'`` and
-            ``'column'`` (whose weights have mean 1 over the training instances), no bound for
-            ``'row'``.
+        max_weight: Upper bound of ``w_c``, or None for none. Defaults to 1: no class above
+            focal loss's weight.
         class_counts: Per-class training counts: a list of ints, a COCO/LVIS annotation json, a
             counts file from ``tools/class_counts.py``, or None to have ``ClassCountsHook`` fill
             them from the training dataset (see ``imbfocal.class_counts``). Defaults to None.
@@ -115,9 +118,9 @@ class ClassBalancedFocalLoss(ClassCountsMixin, FocalFamilyLoss):
                  use_sigmoid: bool = True,
                  gamma: float = 2.0,
                  alpha: float = 0.25,
-                 beta: float = 0.999,
+                 beta: float = 0.99,
                  weighting: str = 'positive',
-                 max_weight: Optional[float] = None,
+                 max_weight: Optional[float] = 1.0,
                  class_counts: ClassCountsSource = None,
                  count_type: str = 'instances',
                  bg_weight: float = 1.0,
@@ -136,7 +139,7 @@ class ClassBalancedFocalLoss(ClassCountsMixin, FocalFamilyLoss):
             raise ValueError(f'max_weight must be positive, got {max_weight}')
         self.beta = beta
         self.weighting = weighting
-        self.max_weight = max_weight if max_weight is not None or weighting == 'row' else 10.0
+        self.max_weight = max_weight
         self.gamma = gamma
         self.alpha = alpha
         self.bg_weight = bg_weight
@@ -182,8 +185,8 @@ class GaussianClassBalancedFocalLoss(ClassCountsMixin, HeatmapLoss):
     Args:
         alpha: Power of the prediction in the modulating factor. Defaults to 2.
         gamma: Power of ``1 - t`` for negatives. Defaults to 4.
-        beta: Effective-number hyper-parameter in ``[0, 1)``. Defaults to 0.999.
-        max_weight: Upper bound of ``w_c``, or None for none. Defaults to 10.
+        beta: Effective-number hyper-parameter in ``[0, 1)``. Defaults to 0.99.
+        max_weight: Upper bound of ``w_c``, or None for none. Defaults to 2.
         class_counts: Per-class training counts (see ``ClassBalancedFocalLoss``).
             Defaults to None.
         count_type: ``'instances'`` or ``'images'``. Defaults to ``'instances'``.
@@ -196,8 +199,8 @@ class GaussianClassBalancedFocalLoss(ClassCountsMixin, HeatmapLoss):
     def __init__(self,
                  alpha: float = 2.0,
                  gamma: float = 4.0,
-                 beta: float = 0.999,
-                 max_weight: Optional[float] = 10.0,
+                 beta: float = 0.99,
+                 max_weight: Optional[float] = 2.0,
                  class_counts: ClassCountsSource = None,
                  count_type: str = 'instances',
                  reduction: str = 'mean',

@@ -36,12 +36,15 @@ class DualFocalLoss(FocalFamilyLoss):
 
     The paper's learnable scaling parameter is not offered (docs/design.md says why).
 
+    The defaults (``nu = beta = 0.01``) are scaled for dense heads, where both terms act on
+    every background element (``docs/benchmark.md``).
+
     Args:
         use_sigmoid: Must be True (heads read it from the config); False raises ValueError.
             Defaults to True.
         gamma: Focusing parameter, 0 or at least 1. Defaults to 2.
-        nu: Constant added to the modulating factor. Defaults to 0.1.
-        beta: Weight of the false-class regulariser. Defaults to 1.
+        nu: Constant added to the modulating factor. Defaults to 0.01.
+        beta: Weight of the false-class regulariser. Defaults to 0.01.
         rho: Scale of the regulariser, positive. Defaults to 1.
         reduction: ``'none'``, ``'mean'`` or ``'sum'``. Defaults to ``'mean'``.
         loss_weight: Multiplier applied to the reduced loss. Defaults to 1.
@@ -50,8 +53,8 @@ class DualFocalLoss(FocalFamilyLoss):
     def __init__(self,
                  use_sigmoid: bool = True,
                  gamma: float = 2.0,
-                 nu: float = 0.1,
-                 beta: float = 1.0,
+                 nu: float = 0.01,
+                 beta: float = 0.01,
                  rho: float = 1.0,
                  reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:

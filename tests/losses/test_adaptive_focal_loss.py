@@ -20,6 +20,11 @@ from imbfocal.losses import (
 COUNTS = [500, 50, 5]
 
 
+def cb_of_afl(**kwargs):
+    """CB-focal with AFL's default class weights (beta 0.99, max_weight 2)."""
+    return ClassBalancedFocalLoss(class_counts=COUNTS, max_weight=2.0, **kwargs)
+
+
 def _inputs(seed=0):
     g = torch.Generator().manual_seed(seed)
     return (torch.randn(8, 3, generator=g) * 4).requires_grad_(), torch.randint(0, 4, (8, ),
@@ -52,7 +57,8 @@ def test_adaptive_gradient_function_values():
 
 def test_lam0_zero_and_finished_schedule_are_cb_focal():
     pred, labels = _inputs()
-    cb = ClassBalancedFocalLoss(class_counts=COUNTS)(pred, labels)
+    # CB-focal with AFL's class weights (beta 0.99, max_weight 2)
+    cb = cb_of_afl()(pred, labels)
     assert torch.equal(AdaptiveFocalLoss(class_counts=COUNTS, lam0=0.)(pred, labels), cb)
     afl = AdaptiveFocalLoss(class_counts=COUNTS, lam0=3., agf_iters=10)
     for it in (10, 25):  # s = min(1, it / 10) = 1 -> lam_s = 0
@@ -68,7 +74,7 @@ def test_gradient_factor_at_start(lam0):
     # is the class-balanced gradient times 1 / (1 + lam0 L), element by element (element (i, c)
     # depends on x_ic alone, so grad of the sum is the element-wise derivative).
     pred, labels = _inputs()
-    cb_fn = ClassBalancedFocalLoss(class_counts=COUNTS, reduction='none')
+    cb_fn = cb_of_afl(reduction='none')
     afl_fn = AdaptiveFocalLoss(class_counts=COUNTS, lam0=lam0, reduction='none').eval()
     L = cb_fn(pred, labels)
     (grad_cb, ) = torch.autograd.grad(L.sum(), pred)
@@ -83,7 +89,7 @@ def test_gradient_factor_at_start(lam0):
 def test_schedule_is_linear_in_progress():
     # agf_iters = 100, lam0 = 2: at iter 25, s = 0.25 and lam_s = 2 * 0.75 = 1.5.
     pred, labels = _inputs()
-    L = ClassBalancedFocalLoss(class_counts=COUNTS, reduction='none')(pred, labels).detach()
+    L = cb_of_afl(reduction='none')(pred, labels).detach()
     afl = AdaptiveFocalLoss(class_counts=COUNTS, lam0=2., agf_iters=100, reduction='none').eval()
     afl.agf_iter.fill_(25)
     torch.testing.assert_close(afl(pred, labels), torch.log1p(1.5 * L) / 1.5)
@@ -92,7 +98,7 @@ def test_schedule_is_linear_in_progress():
 def test_progress_from_message_hub(running_hub):
     # iter 500 of agf_iters 1000 with lam0 = 2: lam_s = 2 * (1 - 0.5) = 1, A = log(1 + L).
     pred, labels = _inputs()
-    L = ClassBalancedFocalLoss(class_counts=COUNTS, reduction='none')(pred, labels).detach()
+    L = cb_of_afl(reduction='none')(pred, labels).detach()
     afl = AdaptiveFocalLoss(class_counts=COUNTS, lam0=2., agf_iters=1000, reduction='none')
     running_hub.update_info('iter', 500)
     for _ in range(3):  # RetinaNet calls the loss once per level: the hub's iter holds
@@ -106,7 +112,7 @@ def test_progress_from_message_hub(running_hub):
 def test_fraction_of_the_run_from_message_hub(running_hub):
     # agf_fraction 0.25 of max_iters 800: T = 200; at iter 50, s = 1/4, lam_s = 2 * 3/4 = 1.5.
     pred, labels = _inputs()
-    L = ClassBalancedFocalLoss(class_counts=COUNTS, reduction='none')(pred, labels).detach()
+    L = cb_of_afl(reduction='none')(pred, labels).detach()
     afl = AdaptiveFocalLoss(class_counts=COUNTS, lam0=2., agf_fraction=0.25, reduction='none')
     running_hub.update_info('max_iters', 800)
     running_hub.update_info('iter', 50)
@@ -114,15 +120,16 @@ def test_fraction_of_the_run_from_message_hub(running_hub):
     assert running_hub.get_scalar('train/afl_lam_s').current() == 1.5  # logged for the user
     running_hub.update_info('iter', 200)  # s = 1: CB-focal
     assert torch.equal(afl(pred, labels), L)
-    # the default schedule is half of the run: T = 400, at iter 100 lam_s = 1 * 3/4
+    # the default schedule is lam0 4 over half of the run: T = 400, at iter 100
+    # lam_s = 4 * 3/4 = 3
     default = AdaptiveFocalLoss(class_counts=COUNTS, reduction='none')
     running_hub.update_info('iter', 100)
-    torch.testing.assert_close(default(pred, labels), torch.log1p(0.75 * L) / 0.75)
+    torch.testing.assert_close(default(pred, labels), torch.log1p(3 * L) / 3)
 
 
 def test_fraction_outside_a_runner_keeps_lam0_and_warns():
     pred, labels = _inputs()
-    L = ClassBalancedFocalLoss(class_counts=COUNTS, reduction='none')(pred, labels).detach()
+    L = cb_of_afl(reduction='none')(pred, labels).detach()
     afl = AdaptiveFocalLoss(class_counts=COUNTS, lam0=2., reduction='none')
     with pytest.warns(UserWarning, match='agf_iters'):
         value = afl(pred, labels)
@@ -141,7 +148,7 @@ def test_finished_run_hub_is_not_read():
 def test_counter_increments_in_training_mode_only():
     pred, labels = _inputs()
     afl = AdaptiveFocalLoss(class_counts=COUNTS, lam0=1., agf_iters=4, reduction='none')
-    L = ClassBalancedFocalLoss(class_counts=COUNTS, reduction='none')(pred, labels).detach()
+    L = cb_of_afl(reduction='none')(pred, labels).detach()
     # Forward k (k = 0, 1, ...) uses s = k / 4, then counts itself: lam_s = 1 - k / 4.
     for k in range(3):
         lam_s = 1 - k / 4
@@ -184,7 +191,7 @@ def test_gaussian_lam0_zero_is_gaussian_cb():
     g = torch.Generator().manual_seed(1)
     pred, target = torch.rand(2, 3, 4, 4, generator=g), torch.rand(2, 3, 4, 4, generator=g)
     target[0, :, 0, 0] = 1
-    cb = GaussianClassBalancedFocalLoss(class_counts=COUNTS)(pred, target)
+    cb = GaussianClassBalancedFocalLoss(class_counts=COUNTS, max_weight=2.0)(pred, target)
     assert torch.equal(GaussianAdaptiveFocalLoss(class_counts=COUNTS, lam0=0.)(pred, target), cb)
     afl = GaussianAdaptiveFocalLoss(class_counts=COUNTS, lam0=1.).eval()
     assert afl(pred, target) < cb  # log(1 + L) < L for L > 0

@@ -74,7 +74,8 @@ def test_hand_computed_two_anchors_three_classes():
     # counts [1, 1, 3], beta 0.5 -> w = [7/6, 7/6, 2/3] (see test_class_balanced_weights_...).
     # anchor 0 (class 0): 7/6 * 7 ln2/16 = 49 ln2/96; anchor 1 (class 2): 2/3 * 7 ln2/16
     # = 28 ln2/96; sum = 77 ln2/96, mean over the 6 elements = 77 ln2/576.
-    loss_fn = ClassBalancedFocalLoss(class_counts=[1, 1, 3], beta=0.5, weighting='row')
+    loss_fn = ClassBalancedFocalLoss(class_counts=[1, 1, 3], beta=0.5, weighting='row',
+                                     max_weight=None)
     pred, labels = torch.zeros(2, 3), torch.tensor([0, 2])
     ln2 = math.log(2)
     per_element = loss_fn(pred, labels, reduction_override='none')
@@ -93,7 +94,7 @@ def test_hand_computed_detection_forms(weighting):
     # 10/13]. 'positive' weighs the ground-truth element of each anchor only; 'column' every
     # element of class c by w_c, negatives of class c included.
     loss_fn = ClassBalancedFocalLoss(class_counts=[1, 1, 3], beta=0.5, weighting=weighting,
-                                     reduction='none')
+                                     max_weight=None, reduction='none')
     pred, labels = torch.zeros(2, 3), torch.tensor([0, 2])
     w = torch.tensor([35 / 26, 35 / 26, 10 / 13])
     focal = torch.tensor([[1., 3, 3], [3, 3, 1]]) * math.log(2) / 16
@@ -138,14 +139,15 @@ def test_rare_over_frequent_ratio_and_bg_weight():
     # ratio of the two class-balanced losses is exactly w_rare / w_freq.
     counts = [1000, 100, 10, 1]
     w = class_balanced_weights(torch.tensor(counts), 0.999)
-    loss_fn = ClassBalancedFocalLoss(class_counts=counts, weighting='row', reduction='sum')
+    loss_fn = ClassBalancedFocalLoss(class_counts=counts, beta=0.999, weighting='row',
+                                     max_weight=None, reduction='sum')
     row = torch.full((1, C), 0.3)
     rare, freq = loss_fn(row, torch.tensor([3])), loss_fn(row, torch.tensor([0]))
     torch.testing.assert_close(rare / freq, (w[3] / w[0]).float())
     # background anchors are scaled by bg_weight: 0.5 here, relative to bg_weight=1 (= FL).
     bg = torch.tensor([C])
     half = ClassBalancedFocalLoss(class_counts=counts, weighting='row', bg_weight=0.5,
-                                  reduction='sum')
+                                  max_weight=None, reduction='sum')
     torch.testing.assert_close(half(row, bg), 0.5 * FocalLoss(reduction='sum')(row, bg))
 
 
@@ -156,8 +158,8 @@ def test_soft_targets_take_class_from_argmax():
     w = class_balanced_weights(torch.tensor(counts), 0.999).float()
     pred = _logits(n=3).detach()
     soft = torch.tensor([[0., 0.3, 0.8, 0.], [0.6, 0., 0., 0.], [0., 0., 0., 0.]])
-    loss = ClassBalancedFocalLoss(class_counts=counts, weighting='row',
-                                  reduction='none')(pred, soft)
+    loss = ClassBalancedFocalLoss(class_counts=counts, beta=0.999, weighting='row',
+                                  max_weight=None, reduction='none')(pred, soft)
     focal = FocalLoss(reduction='none')(pred, soft)
     torch.testing.assert_close(loss, focal * torch.stack([w[2], w[0], torch.tensor(1.)])[:, None])
 
@@ -180,7 +182,7 @@ def test_gaussian_pos_inds_form_equal_counts_and_weighting():
     w = class_balanced_weights(torch.tensor(LONG_TAIL), 0.99, 'instances', 10.0).float()
     pos_p = pred[pos_inds, pos_labels]
     pos = -(pos_p + 1e-12).log() * (1 - pos_p).pow(2)
-    weighted = GaussianClassBalancedFocalLoss(class_counts=LONG_TAIL, beta=0.99)
+    weighted = GaussianClassBalancedFocalLoss(class_counts=LONG_TAIL, max_weight=10.0)
     torch.testing.assert_close(weighted(*args, avg_factor=3),
                                ref + (pos * (w[pos_labels] - 1)).sum() / 3)
     with pytest.raises(ValueError, match='pos_labels'):
@@ -191,8 +193,8 @@ def test_gaussian_positive_terms_scaled_by_class_weight():
     # Zero out the negatives (neg_weight = 0): the loss of channel c is w_c times the reference.
     pred, target = _heatmap()
     w = class_balanced_weights(torch.tensor(LONG_TAIL), 0.99, 'instances', 10.0).float()
-    ours = GaussianClassBalancedFocalLoss(class_counts=LONG_TAIL, beta=0.99, neg_weight=0.,
-                                          reduction='none')
+    ours = GaussianClassBalancedFocalLoss(class_counts=LONG_TAIL, max_weight=10.0,
+                                          neg_weight=0., reduction='none')
     ref = GaussianFocalLoss(neg_weight=0., reduction='none')
     torch.testing.assert_close(ours(pred, target), ref(pred, target) * w.view(1, C, 1, 1))
 

@@ -62,10 +62,10 @@ def test_hand_computed_2x3():
          (0.5**2 + 0.1) * -log(0.5) + log(1.5)],
     ], dtype=torch.float64)
     # = [[0.046748, 0.648067, 0.269892], [0.269892, 1.478036, 0.648067]]
-    loss = DualFocalLoss(reduction='none')
+    loss = DualFocalLoss(nu=0.1, beta=1.0, reduction='none')
     torch.testing.assert_close(loss(pred, labels), expected)
     # mean = sum / 6 = 3.360702 / 6
-    torch.testing.assert_close(DualFocalLoss()(pred, labels), expected.mean())
+    torch.testing.assert_close(DualFocalLoss(nu=0.1, beta=1.0)(pred, labels), expected.mean())
 
 
 def test_regulariser_gradient_does_not_vanish_for_confident_false_class():
@@ -84,7 +84,7 @@ def test_regulariser_gradient_does_not_vanish_for_confident_false_class():
     assert (grad_x / (p * (1 - p)) > 0.5).all()
     # The whole DFL gradient on a confident false class (p -> 1) tends to 1 + nu, not to 0:
     # with l = softplus(x), d/dx [(p^2 + nu) l] = 2 p^2 (1 - p) l + (p^2 + nu) p -> 1 + nu.
-    dfl = DualFocalLoss(reduction='none')
+    dfl = DualFocalLoss(nu=0.1, beta=1.0, reduction='none')
     _, grad = value_and_grad(dfl, torch.tensor([[12.0]], dtype=torch.float64), background)
     torch.testing.assert_close(grad, torch.tensor([[1.1]], dtype=torch.float64), atol=1e-3,
                                rtol=0)
@@ -98,7 +98,7 @@ def test_easy_false_class_keeps_a_gradient_focal_loss_loses():
     x = torch.tensor([[-8.0]], dtype=torch.float64)
     background = torch.tensor([1])
     _, focal_grad = value_and_grad(DualFocalLoss(nu=0.0, beta=0.0), x, background)
-    _, dfl_grad = value_and_grad(DualFocalLoss(), x, background)
+    _, dfl_grad = value_and_grad(DualFocalLoss(nu=0.1, beta=1.0), x, background)
     p = torch.sigmoid(x)
     assert focal_grad.item() < 2e-10
     torch.testing.assert_close(dfl_grad, 0.1 * p + p * (1 - p) / (1 + p), rtol=1e-3, atol=0)

@@ -40,7 +40,7 @@ def test_class_weights_logged_once_per_module(running_hub, logged):
     loss = ClassBalancedFocalLoss(class_counts=[500, 50, 5, 1])
     for _ in range(3):
         loss(*_batch())
-    assert len(logged) == 1 and 'class weights' in logged[0] and 'clipped at 10' in logged[0]
+    assert len(logged) == 1 and 'class weights' in logged[0] and 'clipped at 1' in logged[0]
     AdaptiveFocalLoss(class_counts=[500, 50, 5, 1])(*_batch())
     assert len(logged) == 2 and logged[1].startswith('AdaptiveFocalLoss')
 
