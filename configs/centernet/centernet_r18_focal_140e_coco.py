@@ -4,4 +4,11 @@
 _base_ = 'mmdet::centernet/centernet_r18_8xb16-crop512-140e_coco.py'
 custom_imports = dict(imports=['imbfocal'], allow_failed_imports=False)
 
-model = dict(bbox_head=dict(type='CenterNetPriorHead', prior_prob=0.01))
+# The ImageNet weights by their address (MMEngine's 'torchvision://resnet18' imports
+# torchvision to find the same file).
+model = dict(
+    backbone=dict(
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://download.pytorch.org/models/resnet18-f37072fd.pth')),
+    bbox_head=dict(type='CenterNetPriorHead', prior_prob=0.01))

@@ -42,9 +42,20 @@ class ClassCountsHook(Hook):
 
     MMEngine's ``Runner.train`` loads or resumes the checkpoint before the train loop calls
     ``before_train``, so checkpoint counts are in the buffer when this hook runs.
+
+    Args:
+        count_type: Not taken here: each loss counts what its own ``count_type`` says. Giving
+            it raises a ValueError that names where it goes.
     """
 
     priority = 'NORMAL'
+
+    def __init__(self, count_type: Optional[str] = None) -> None:
+        if count_type is not None:
+            raise ValueError(
+                f'ClassCountsHook takes no count_type (got {count_type!r}): set it on the loss, '
+                f'e.g. loss_cls=dict(..., count_type={count_type!r}); the hook counts what each '
+                'loss asks for')
 
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model

@@ -305,3 +305,31 @@ def test_model_bases_match_mmdetection():
     assert centernet.data_preprocessor.pop('pad_size_divisor') == 32
     mmdet_centernet.bbox_head.pop('type')
     assert centernet.to_dict() == mmdet_centernet.to_dict()
+
+
+def _pretrained_checkpoints(node) -> list:
+    """Every ``checkpoint`` of a ``Pretrained`` init_cfg in a config (any depth)."""
+    if isinstance(node, dict):
+        found = [node['checkpoint']] if node.get('type') == 'Pretrained' else []
+        return found + [c for value in node.values() for c in _pretrained_checkpoints(value)]
+    if isinstance(node, (list, tuple)):
+        return [c for value in node for c in _pretrained_checkpoints(value)]
+    return []
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=_ids(CONFIGS))
+def test_pretrained_weights_load_without_torchvision(path: Path):
+    """MMEngine resolves 'torchvision://NAME' by importing torchvision, which has no build for
+    the project's CPU torch; the configs name the same files by their address."""
+    import json
+
+    import mmengine
+    from mmengine.runner.checkpoint import CheckpointLoader
+    with open(Path(mmengine.__file__).parent / 'hub' / 'torchvision_0.12.json') as f:
+        torchvision_files = set(json.load(f).values())
+    for checkpoint in _pretrained_checkpoints(load_config(path).to_dict()):
+        assert not checkpoint.startswith('torchvision://'), checkpoint
+        if checkpoint.startswith('https://download.pytorch.org/'):
+            assert checkpoint in torchvision_files
+            loader = CheckpointLoader._get_checkpoint_loader(checkpoint)
+            assert loader.__name__ == 'load_from_http'

@@ -212,6 +212,13 @@ def test_hook_warns_without_count_losses(coco_json):
     assert any('no loss that takes class counts' in m for m in messages)
 
 
+def test_count_type_is_refused_with_where_it_goes():
+    from mmdet.registry import HOOKS
+    with pytest.raises(ValueError, match=r"loss_cls=dict\(\.\.\., count_type='images'\)"):
+        HOOKS.build(dict(type='ClassCountsHook', count_type='images'))
+    assert isinstance(HOOKS.build(dict(type='ClassCountsHook')), ClassCountsHook)
+
+
 def test_cli_from_config(coco_json, tmp_path):
     config = tmp_path / 'cfg.py'
     config.write_text(f"""

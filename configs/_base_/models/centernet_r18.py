@@ -16,7 +16,10 @@ model = dict(
         depth=18,
         norm_eval=False,
         norm_cfg=dict(type='BN'),
-        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet18')),
+        # the file MMEngine's 'torchvision://resnet18' names, loaded without torchvision
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://download.pytorch.org/models/resnet18-f37072fd.pth')),
     neck=dict(
         type='CTResNetNeck',
         in_channels=512,

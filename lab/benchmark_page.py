@@ -1,0 +1,502 @@
+"""``docs/benchmark.md`` and the README's evidence blocks, written from the JSON run records.
+
+Every number on the page comes from a JSON file in ``docs/results/``: the comparisons
+``tools/compare_losses.py`` writes (one file per detector, benchmark and split), the speed
+benchmarks of ``tools/benchmark_losses.py`` and ``tools/benchmark_train_step.py``, and the
+gradient logs of ``lab.mechanism``. What is written by hand is the page's prose and, here,
+which rows a table shows and how each setting is named. ``python tools/benchmark_page.py``
+writes the page, its plots and the README blocks; ``--check`` only reports whether the
+committed files differ from what the records give.
+"""
+import inspect
+import json
+import math
+import os
+import os.path as osp
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .runs import SUMMARY_KEYS, mean_std, paired_differences, summarise
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+RESULTS = osp.join(REPO, 'docs', 'results')
+PAGE = osp.join(REPO, 'docs', 'benchmark.md')
+README = osp.join(REPO, 'README.md')
+
+
+# --- reading the records --------------------------------------------------------------------
+
+
+def load(name: str, results_dir: str = RESULTS) -> Optional[dict]:
+    """The JSON record ``docs/results/<name>.json``, or None if there is none."""
+    path = osp.join(results_dir, f'{name}.json')
+    if not osp.isfile(path):
+        return None
+    with open(path, encoding='utf-8') as f:
+        return json.load(f)
+
+
+@dataclass(frozen=True)
+class Row:
+    """A row of a comparison table: the record's row ``key`` shown as ``label``."""
+    key: str
+    label: str
+
+
+def seeds_of(record: dict, key: str) -> List[int]:
+    """The training seeds of row ``key``, in the order of its runs."""
+    return list(record['settings'][key]['seeds'])
+
+
+def minutes_of(record: dict, key: str) -> Tuple[float, float]:
+    return mean_std(record.get('minutes', {}).get(key, []))
+
+
+def _pm(mean: float, std: float, n: int, signed: bool = False) -> str:
+    if math.isnan(mean):
+        return 'n/a'
+    value = f'{100 * mean:+.1f}' if signed else f'{100 * mean:.1f}'
+    return value if n == 1 else f'{value} ± {100 * std:.1f}'
+
+
+def metrics_table(record: dict, rows: Sequence[Row]) -> str:
+    """``| setting | seeds | AP | AP50 | APr | APc | APf | min / run |`` for ``rows``, mean ±
+    sample std over each row's seeds (a single seed: its value)."""
+    rows = [row for row in rows if row.key in record['runs']]
+    summary = summarise({row.key: record['runs'][row.key] for row in rows})
+    lines = ['| setting | seeds | ' + ' | '.join(SUMMARY_KEYS) + ' | min / run |',
+             '|---|---|' + '---|' * (len(SUMMARY_KEYS) + 1)]
+    for row in rows:
+        n = len(record['runs'][row.key])
+        cells = [_pm(*summary[row.key][k], n) for k in SUMMARY_KEYS]
+        minutes, _ = minutes_of(record, row.key)
+        lines.append(f'| {row.label} | {n} | ' + ' | '.join(cells) +
+                     f" | {'n/a' if math.isnan(minutes) else f'{minutes:.1f}'} |")
+    return '\n'.join(lines) + '\n'
+
+
+def differences(record: dict, rows: Sequence[Row], reference: str
+                ) -> Dict[str, Dict[str, Tuple[float, float, int]]]:
+    """Each row's difference to ``reference`` over the seeds both ran (``paired_differences``)."""
+    keys = [row.key for row in rows if row.key in record['runs']] + [reference]
+    runs = {key: record['runs'][key] for key in keys}
+    return paired_differences(runs, {key: seeds_of(record, key) for key in keys}, reference)
+
+
+def paired_table(record: dict, rows: Sequence[Row], reference: str) -> str:
+    """``| setting | paired seeds | ΔAP | ... |``: each row minus ``reference``, seed by seed."""
+    diffs = differences(record, rows, reference)
+    lines = ['| setting | paired seeds | ' + ' | '.join(f'Δ{k}' for k in SUMMARY_KEYS) + ' |',
+             '|---|---|' + '---|' * len(SUMMARY_KEYS)]
+    for row in rows:
+        if row.key not in diffs:
+            continue
+        values = diffs[row.key]
+        n = max(count for _, _, count in values.values())
+        cells = [_pm(m, s, n, signed=True) for m, s, _ in (values[k] for k in SUMMARY_KEYS)]
+        lines.append(f'| {row.label} | {n} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def evidence(record: Optional[dict], key: str, reference: str, detector: str) -> str:
+    """``ΔAP +a ± s, ΔAPr +b ± s`` of row ``key`` against ``reference`` (seeds, detector)."""
+    if record is None or key not in record['runs'] or reference not in record['runs']:
+        return 'not measured'
+    values = differences(record, [Row(key, key)], reference)[key]
+    n = values['AP'][2]
+    ap, apr = (_pm(values[k][0], values[k][1], n, signed=True) for k in ('AP', 'APr'))
+    return f'{ap} / {apr} ({detector}, {n} seed{"s" if n > 1 else ""})'
+
+
+# --- the page's tables ----------------------------------------------------------------------
+
+
+@dataclass
+class Comparison:
+    """One comparison on the page: a record, the rows it shows, the row the others are
+    paired with, and the prose around it."""
+    record: str
+    title: str
+    rows: Sequence[Row]
+    reference: str
+    intro: str = ''
+    after: str = ''
+    plots: Sequence[str] = field(default_factory=tuple)
+
+
+def _sweep_label(tag: str) -> str:
+    """``w400-lr0.004-a0.5`` -> ``warm-up 400, lr 4e-3, alpha 0.5``."""
+    match = re.fullmatch(r'w(\d+)-lr([\d.]+)-a([\d.]+)', tag)
+    if not match:
+        return tag
+    warm, lr, alpha = match.groups()
+    return f'warm-up {warm}, lr {float(lr):.0e}'.replace('e-0', 'e-') + f', alpha {alpha}'
+
+
+def sweep_rows(record: Optional[dict], loss: str = 'focal') -> List[Row]:
+    """The rows of a schedule sweep (tags ``w<warm-up>-lr<lr>-a<alpha>``), by val AP."""
+    if record is None:
+        return []
+    keys = [k for k in record['runs'] if re.fullmatch(rf'{loss}_w\d+-lr[\d.]+-a[\d.]+', k)]
+    summary = summarise({k: record['runs'][k] for k in keys})
+    keys.sort(key=lambda k: -summary[k]['AP'][0])
+    return [Row(k, f'{loss}: {_sweep_label(k.split("_", 1)[1])}') for k in keys]
+
+
+RETINANET_VAL_ROWS = [
+    Row('focal', 'focal (MMDetection `FocalLoss`)'),
+    Row('focal_prior', 'focal + `ClassPriorInitHook`'),
+    Row('cb-focal', 'CB-focal: beta 0.999, max_weight 10, positive term'),
+    Row('cb-focal_column', 'CB-focal: beta 0.999, max_weight 10, whole columns'),
+    Row('cb-focal_max2', 'CB-focal: beta 0.999, max_weight 2'),
+    Row('cb-focal_beta0.99_max2', 'CB-focal: beta 0.99, max_weight 2'),
+    Row('cb-focal_beta0.95_max2', 'CB-focal: beta 0.95, max_weight 2'),
+    Row('cb-focal_beta0.9_max2', 'CB-focal: beta 0.9, max_weight 2'),
+    Row('cb-focal_beta0.99_max1', '**CB-focal: beta 0.99, max_weight 1 (default)**'),
+    Row('afl', 'AFL: CB at beta 0.999, max_weight 10; lam0 1'),
+    Row('afl_prior', 'AFL: CB at beta 0.999, max_weight 10; lam0 1; + prior'),
+    Row('afl_beta0.99-max2', 'AFL: CB at beta 0.99, max_weight 2; lam0 1'),
+    Row('afl_prior_beta0.99-max2', 'AFL: lam0 1, + prior'),
+    Row('afl_lam0.5', 'AFL: lam0 0.5'),
+    Row('afl_lam2.0', 'AFL: lam0 2'),
+    Row('afl_lam4.0', '**AFL: CB at beta 0.99, max_weight 2; lam0 4 (default)**'),
+    Row('afl_lam8.0', 'AFL: lam0 8'),
+    Row('afl_lam16.0', 'AFL: lam0 16'),
+    Row('afl_agf0.25', 'AFL: lam0 1, agf_fraction 0.25'),
+    Row('afl_agf1.0', 'AFL: lam0 1, agf_fraction 1'),
+    Row('afl_lam8.0-beta0', 'AFL without class weights (beta 0), lam0 8'),
+    Row('afl_lam4.0-beta0', 'AFL without class weights (beta 0), lam0 4'),
+    Row('pf', '**PF, detection form (default)**'),
+    Row('pf_prior', 'PF + prior'),
+    Row('dfl', 'DFL: nu 0.1, beta 1'),
+    Row('dfl_nu0.01_beta0.01', '**DFL: nu 0.01, beta 0.01 (default)**'),
+    Row('efl', '**EFL (default)**'),
+]
+RETINANET_TEST_ROWS = [
+    Row('focal', 'focal (MMDetection `FocalLoss`)'),
+    Row('focal_prior', 'focal + `ClassPriorInitHook`'),
+    Row('cb-focal', 'CB-focal: beta 0.99, max_weight 2'),
+    Row('cb-focal_beta0.99_max1', '**CB-focal (default: beta 0.99, max_weight 1)**'),
+    Row('afl', 'AFL: CB at beta 0.999, max_weight 10; lam0 1'),
+    Row('afl_beta0.99-max2', 'AFL: CB at beta 0.99, max_weight 2; lam0 1'),
+    Row('afl_prior_beta0.99-max2', 'AFL: lam0 1, + prior'),
+    Row('afl_lam4.0', '**AFL (default: beta 0.99, max_weight 2, lam0 4)**'),
+    Row('afl_lam4.0-beta0', 'AFL without class weights (beta 0)'),
+    Row('afl_prior_lam4.0', 'AFL + prior'),
+    Row('pf', '**PF, detection form (default)**'),
+    Row('pf_prior', 'PF + prior'),
+    Row('dfl', '**DFL (default: nu 0.01, beta 0.01)**'),
+    Row('efl', '**EFL (default)**'),
+    Row('focal_rfs', 'focal, RFS'),
+    Row('cb-focal_rfs', 'CB-focal at beta 0.99, max_weight 2, RFS'),
+    Row('cb-focal_rfs_beta0.99_max1', 'CB-focal (default), RFS'),
+    Row('afl_rfs', 'AFL at lam0 1, RFS'),
+    Row('afl_rfs_prior_beta0.99-max2', 'AFL at lam0 1 + prior, RFS'),
+    Row('afl_rfs_lam4.0', 'AFL (default), RFS'),
+    Row('afl_rfs_prior_lam4.0', 'AFL (default) + prior, RFS'),
+    Row('pf_rfs', 'PF, RFS'),
+    Row('dfl_rfs', 'DFL, RFS'),
+    Row('efl_rfs', 'EFL, RFS'),
+]
+FCOS_VAL_ROWS = [
+    Row('focal', "focal, MMDetection's FCOS head settings"),
+    Row('focal_tricks', 'focal, FCOS improvements, centre radius 1.5'),
+    Row('focal_tricks-r0.75', 'focal, FCOS improvements, centre radius 0.75'),
+    Row('focal_tricks-r0.5', '**focal, FCOS improvements, centre radius 0.5 (the config)**'),
+]
+FCOS_TEST_ROWS = [
+    Row('focal', 'focal (MMDetection `FocalLoss`)'),
+    Row('afl', 'AFL: lam0 1'),
+    Row('afl_lam4.0', '**AFL (default: lam0 4)**'),
+    Row('pf', '**PF, detection form (default)**'),
+]
+CENTERNET_VAL_ROWS = [
+    Row('focal_c5s32', "focal, MMDetection's CenterNet R-18 (C5 at stride 32, three "
+        'deconvolutions)'),
+    Row('focal_c5s32-lr0.01', 'focal, as above, lr 0.01'),
+    Row('focal_c5s16', 'focal, C5 at stride 16 (dilated), two deconvolutions'),
+    Row('focal', '**focal, C5 at stride 8 (dilated), one deconvolution (the config)**'),
+    Row('focal_prior', 'focal + `ClassPriorInitHook`'),
+    Row('cb-focal_w0.999-10', 'CB-focal: beta 0.999, max_weight 10'),
+    Row('cb-focal', '**CB-focal (default: beta 0.99, max_weight 2)**'),
+    Row('afl_w0.999-10', 'AFL: CB at beta 0.999, max_weight 10; lam0 1'),
+    Row('afl', '**AFL (default: beta 0.99, max_weight 2, lam0 1)**'),
+    Row('afl_lam4.0', 'AFL: lam0 4'),
+    Row('pf', '**PF, detection form (default)**'),
+]
+CENTERNET_TEST_ROWS = [
+    Row('focal', 'focal (MMDetection `GaussianFocalLoss`)'),
+    Row('cb-focal', '**CB-focal (default)**'),
+    Row('afl', '**AFL (default)**'),
+    Row('pf', '**PF, detection form (default)**'),
+]
+
+HISTORY = [
+    Comparison('lt100_retinanet_val', 'RetinaNet, val split: choosing the settings',
+               RETINANET_VAL_ROWS, 'focal',
+               intro='Training seed 0; seeds 0-2 where the call was close. Two threads a run, '
+               'warm-up 100 iterations, lr 2e-3, alpha 0.25 (the schedule before the fair '
+               'fight below). Bold: the settings the classes now default to.',
+               plots=('lt100_retinanet_frequency_ap_val.png',
+                      'lt100_retinanet_per_class_ap_val.png')),
+    Comparison('lt100_retinanet_test', 'RetinaNet, test split', RETINANET_TEST_ROWS, 'focal',
+               intro='Three training seeds, each setting chosen on val before it ran; RFS rows '
+               'train on `ClassBalancedDataset` (`oversample_thr=0.1`) for the same 800 '
+               'iterations.',
+               plots=('lt100_retinanet_frequency_ap_test.png',
+                      'lt100_retinanet_per_class_ap_test.png')),
+    Comparison('lt100_fcos_val', 'FCOS, val split: making FCOS a detector on lt100',
+               FCOS_VAL_ROWS, 'focal_tricks-r0.5',
+               intro='"FCOS improvements": centre sampling, stride-normalised box targets, '
+               'centre-ness on the regression branch, GIoU.'),
+    Comparison('lt100_fcos_test', 'FCOS, test split', FCOS_TEST_ROWS, 'focal',
+               plots=('lt100_fcos_frequency_ap_test.png',)),
+    Comparison('lt100_centernet_val', 'CenterNet, val split', CENTERNET_VAL_ROWS, 'focal',
+               intro='lt100\'s 128x128 images make MMDetection\'s stride-32 C5 a 4x4 map in '
+               'which several objects share a cell; the config dilates the last stages instead.'),
+    Comparison('lt100_centernet_test', 'CenterNet, test split', CENTERNET_TEST_ROWS, 'focal',
+               plots=('lt100_centernet_frequency_ap_test.png',)),
+]
+
+
+# --- the README's which-loss table -----------------------------------------------------------
+
+
+@dataclass
+class LossEntry:
+    """A row of the README's which-loss table."""
+    name: str
+    when: str
+    parameters: Sequence[str]
+    record: str
+    key: str
+    reference: str
+    detector: str
+
+
+def loss_classes() -> Dict[str, type]:
+    """imbfocal's registered loss classes by name."""
+    import imbfocal.losses as losses
+    return {name: getattr(losses, name) for name in losses.__all__
+            if isinstance(getattr(losses, name), type)}
+
+
+def defaults(cls: type, parameters: Sequence[str]) -> str:
+    """``name=value`` of each of ``parameters`` as ``cls``'s constructor defaults it."""
+    signature = inspect.signature(cls.__init__)
+    return ', '.join(f'`{p}={signature.parameters[p].default!r}`' for p in parameters) or '—'
+
+
+LOSSES = [
+    LossEntry('AdaptiveFocalLoss', 'rare classes matter (the recommended loss)',
+              ('lam0', 'agf_fraction', 'beta', 'max_weight'), 'lt100_retinanet_test',
+              'afl_lam4.0', 'focal', 'RetinaNet'),
+    LossEntry('ParameterFreeLoss', 'no class counts and no tuning',
+              ('negative', 'alpha', 'gamma'), 'lt100_retinanet_test', 'pf', 'focal',
+              'RetinaNet'),
+    LossEntry('ClassBalancedFocalLoss', 'a class-weighted baseline',
+              ('beta', 'max_weight', 'weighting'), 'lt100_retinanet_test',
+              'cb-focal_beta0.99_max1', 'focal', 'RetinaNet'),
+    LossEntry('DualFocalLoss', 'comparison only (no gain measured)', ('nu', 'beta'),
+              'lt100_retinanet_test', 'dfl', 'focal', 'RetinaNet'),
+    LossEntry('EqualizedFocalLoss', 'long LVIS schedules (inert on short ones)',
+              ('gamma_b', 's'), 'lt100_retinanet_test', 'efl', 'focal', 'RetinaNet'),
+    LossEntry('GaussianAdaptiveFocalLoss', 'CenterNet, rare classes matter',
+              ('lam0', 'beta', 'max_weight'), 'lt100_centernet_test', 'afl', 'focal',
+              'CenterNet'),
+    LossEntry('GaussianParameterFreeLoss', 'CenterNet, no class counts', (),
+              'lt100_centernet_test', 'pf', 'focal', 'CenterNet'),
+    LossEntry('GaussianClassBalancedFocalLoss', 'CenterNet, a class-weighted baseline',
+              ('beta', 'max_weight'), 'lt100_centernet_test', 'cb-focal', 'focal', 'CenterNet'),
+]
+
+
+def losses_block(results_dir: str = RESULTS) -> str:
+    """The README's which-loss table: each loss's defaults and its paired test difference."""
+    classes = loss_classes()
+    lines = ['| loss (`type=`) | use it for | defaults (= recommended) | ΔAP / ΔAPr vs focal '
+             'loss, lt100 test |', '|---|---|---|---|']
+    for entry in LOSSES:
+        lines.append(f'| `{entry.name}` | {entry.when} | '
+                     f'{defaults(classes[entry.name], entry.parameters)} | '
+                     f'{evidence(load(entry.record, results_dir), entry.key, entry.reference, entry.detector)} |')
+    return '\n'.join(lines) + '\n'
+
+
+# --- speed -----------------------------------------------------------------------------------
+
+
+def speed_table(record: Optional[dict], scale: str) -> str:
+    """Time, speed-up and peak memory of each loss at ``scale`` of a loss benchmark."""
+    if record is None:
+        return ''
+    (block, ) = [s for s in record['scales'] if s['scale'] == scale]
+    lines = ['| loss | time (ms) | × MMDetection `FocalLoss` | peak extra memory (× logits) |',
+             '|---|---|---|---|']
+    for result in block['results']:
+        if result['status'] != 'ok':
+            continue
+        lines.append(f"| {result['loss']} | {result['time_ms_median']:.1f} | "
+                     f"{result['speedup_vs_mmdet']:.1f} | {result['peak_extra_logits']:.2f} |")
+    return '\n'.join(lines) + '\n'
+
+
+def speed_caption(record: dict, scale: str) -> str:
+    config = record['config']
+    (block, ) = [s for s in record['scales'] if s['scale'] == scale]
+    return (f"{block['n']:,} anchors × {block['num_classes']} classes, {config['device']} "
+            f"({config['torch']}, {config['threads']} threads, {config['dtype']}, median of "
+            f"{config['repeats']})")
+
+
+def speed_block(results_dir: str = RESULTS) -> str:
+    """The README's speed table: COCO scale on this project's CPU machine."""
+    record = load('benchmark_cpu', results_dir)
+    return f'{speed_caption(record, "coco")}:\n\n{speed_table(record, "coco")}'
+
+
+def train_step_table(record: Optional[dict]) -> str:
+    if record is None:
+        return ''
+    base = record['results'][0]['step_ms_median']
+    lines = ['| config | loss | step (ms) | × the first |', '|---|---|---|---|']
+    for result in record['results']:
+        lines.append(f"| `{result['config']}` | {result['loss']} | "
+                     f"{result['step_ms_median']:.0f} | {result['step_ms_median'] / base:.2f} |")
+    return '\n'.join(lines) + '\n'
+
+
+# --- the page --------------------------------------------------------------------------------
+
+
+def comparison_section(comparison: Comparison, results_dir: str) -> str:
+    record = load(comparison.record, results_dir)
+    if record is None:
+        return ''
+    reference = next((row.label for row in comparison.rows if row.key == comparison.reference),
+                     comparison.reference)
+    parts = [f'### {comparison.title}\n']
+    if comparison.intro:
+        parts.append(comparison.intro + '\n')
+    parts.append(metrics_table(record, comparison.rows))
+    if len(comparison.rows) > 1:
+        parts.append(f'Paired with {reference.strip("*")}, seed by seed:\n')
+        parts.append(paired_table(record, comparison.rows, comparison.reference))
+    if comparison.after:
+        parts.append(comparison.after + '\n')
+    for png in comparison.plots:
+        if osp.isfile(osp.join(results_dir, png)):
+            parts.append(f'![{png}](results/{png})\n')
+    return '\n'.join(parts)
+
+
+PAGE_HEAD = """# Benchmark results
+
+Written by `python tools/benchmark_page.py` from the JSON run records in `docs/results/`; a
+test regenerates it and fails if this file differs. Do not edit by hand.
+
+**The benchmark: digits-LT lt100.** 100 classes ('00'-'99', two handwritten digits side by
+side on cluttered 128×128 images); the train split long-tailed (300 down to 2 images per
+class; by LVIS's rule 33 rare, 45 common, 22 frequent classes), val and test balanced and
+drawn from source digits of their own. RetinaNet R-18 (`retinanet_r18_fpn_<loss>_800it_
+digits-lt100.py`: the digit-pretrained half-width ResNet-18, GroupNorm head, AdamW, 800
+iterations of 16 images) on this project's 2-core CPU machine, one training at a time,
+through `tools/compare_losses.py`. **Settings are chosen on val; final tables come from test,
+run once per setting and training seed.** AP in points (COCO AP over IoU 0.50:0.95; APr / APc
+/ APf by LVIS's rule on training images). A training seed fixes the initialisation and the
+data order for every loss, so differences are paired by seed: mean ± sample std of the
+per-seed differences. A difference inside its spread is not a result. Minutes are train +
+evaluation per run.
+"""
+
+
+def render(results_dir: str = RESULTS) -> str:
+    """The whole page."""
+    parts = [PAGE_HEAD]
+    parts.append('## The recommended losses\n')
+    parts.append(losses_block(results_dir))
+    parts.append('## Results by detector\n')
+    for comparison in HISTORY:
+        section = comparison_section(comparison, results_dir)
+        if section:
+            parts.append(section)
+    parts.append(speed_section(results_dir))
+    return '\n'.join(parts).rstrip('\n') + '\n'
+
+
+def speed_section(results_dir: str) -> str:
+    parts = ['## Speed and memory\n',
+             '`tools/benchmark_losses.py` (forward + backward, median of repeated runs after '
+             'warm-up; peak memory above the inputs) and `tools/benchmark_train_step.py` (a '
+             'whole training step through MMEngine). Benchmarks, not tests.\n']
+    record = load('benchmark_cpu', results_dir)
+    if record is not None:
+        for scale in ('coco', 'lvis'):
+            parts.append(f'{speed_caption(record, scale)}:\n')
+            parts.append(speed_table(record, scale))
+    for name, caption in (
+            ('train_step_cpu_lvis_r50', 'RetinaNet R-50, 1203 classes, one 320×320 image a '
+             'step, CPU'),
+            ('train_step_cpu_lt100', 'RetinaNet R-18 on lt100 batches (16 images of 128×128, '
+             '100 classes), CPU')):
+        step = load(name, results_dir)
+        if step is not None:
+            parts.append(f'{caption}, {step["config"]["threads"]} threads:\n')
+            parts.append(train_step_table(step))
+    return '\n'.join(parts)
+
+
+# --- README blocks ---------------------------------------------------------------------------
+
+
+BLOCKS: Mapping[str, Callable[[str], str]] = {'losses': losses_block, 'speed': speed_block}
+
+
+def _block_pattern(name: str) -> 're.Pattern':
+    return re.compile(rf'(<!-- benchmark:{name} -->\n)(.*?)(<!-- /benchmark:{name} -->)',
+                      re.S)
+
+
+def fill_readme(text: str, results_dir: str = RESULTS) -> str:
+    """``text`` with every ``<!-- benchmark:NAME -->`` block written from the records."""
+    for name, make in BLOCKS.items():
+        pattern = _block_pattern(name)
+        if not pattern.search(text):
+            raise ValueError(f'README.md has no <!-- benchmark:{name} --> block')
+        body = make(results_dir)
+        text = pattern.sub(lambda m: m.group(1) + body + m.group(3), text)
+    return text
+
+
+def outputs(results_dir: str = RESULTS, page: str = PAGE, readme: str = README
+            ) -> Dict[str, str]:
+    """``{path: content}`` of every file the records write."""
+    with open(readme, encoding='utf-8') as f:
+        readme_text = f.read()
+    return {page: render(results_dir), readme: fill_readme(readme_text, results_dir)}
+
+
+def stale(results_dir: str = RESULTS, page: str = PAGE, readme: str = README) -> List[str]:
+    """The files whose committed content differs from what the records give."""
+    out = []
+    for path, content in outputs(results_dir, page, readme).items():
+        current = open(path, encoding='utf-8').read() if osp.isfile(path) else None
+        if current != content:
+            out.append(path)
+    return out
+
+
+def write(results_dir: str = RESULTS, page: str = PAGE, readme: str = README) -> List[str]:
+    """Write the page and the README blocks; returns the paths written."""
+    written = []
+    for path, content in outputs(results_dir, page, readme).items():
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        with open(path, 'w', encoding='utf-8') as f:
+            f.write(content)
+        written.append(path)
+    return written
+
+
+__all__ = ['Row', 'Comparison', 'load', 'metrics_table', 'paired_table', 'evidence',
+           'losses_block', 'render', 'fill_readme', 'stale', 'write']
