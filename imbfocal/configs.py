@@ -12,6 +12,7 @@ files lie beside it); ``copy`` writes the config with its bases resolved into on
 ``mim download`` does, never over an existing file.
 """
 import argparse
+import difflib
 import os
 import sys
 from pathlib import Path
@@ -31,17 +32,22 @@ def list_configs(pattern: str = '') -> List[str]:
 
 
 def config_path(name: str) -> Path:
-    """The file of the shipped config ``name`` (with or without ``.py``).
+    """The file of the shipped config ``name``: its name, with or without ``.py`` and with or
+    without its detector folder (``retinanet/NAME``).
 
     Raises:
-        FileNotFoundError: Naming the closest configs.
+        FileNotFoundError: Naming the closest configs, or how to list them all.
     """
-    stem = name[:-3] if name.endswith('.py') else name
-    matches = [p for p in config_root().glob(f'*/{stem}.py') if p.parent.name != '_base_']
+    stem = Path(name).name
+    stem = stem[:-3] if stem.endswith('.py') else stem
+    folder = Path(name).parent.name
+    matches = [p for p in config_root().glob(f'*/{stem}.py')
+               if p.parent.name != '_base_' and folder in ('', p.parent.name)]
     if len(matches) != 1:
-        close = list_configs(stem.split('_')[0])[:10]
-        raise FileNotFoundError(f'no shipped config named {name!r}; '
-                                f'`python -m imbfocal.configs list` lists them, e.g. {close}')
+        close = difflib.get_close_matches(stem, list_configs(), n=5, cutoff=0.6)
+        hint = f'closest: {close}' if close else \
+            f'`python -m imbfocal.configs list` lists all {len(list_configs())}'
+        raise FileNotFoundError(f'no shipped config named {name!r}; {hint}')
     return matches[0]
 
 
@@ -76,7 +82,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == 'list':
-            print('\n'.join(list_configs(args.pattern)))
+            names = list_configs(args.pattern)
+            if not names:
+                print(f'error: no shipped config name contains {args.pattern!r}',
+                      file=sys.stderr)
+                return 1
+            print('\n'.join(names))
         elif args.command == 'path':
             print(config_path(args.name))
         else:

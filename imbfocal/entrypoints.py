@@ -28,5 +28,19 @@ def mmdet_tool_path(name: str) -> str:
 
 
 def run_mmdet_tool(name: str) -> None:
-    """Execute MMDetection's ``tools/<name>.py`` as ``__main__`` with the current ``sys.argv``."""
-    runpy.run_path(mmdet_tool_path(name), run_name='__main__')
+    """Execute MMDetection's ``tools/<name>.py`` as ``__main__`` with the current ``sys.argv``.
+
+    Raises:
+        SystemExit: With the fix, when a config's ``_base_`` names ``imbfocal::`` (MMEngine
+            resolves ``::`` only for the OpenMMLab packages it knows).
+    """
+    try:
+        runpy.run_path(mmdet_tool_path(name), run_name='__main__')
+    except AssertionError as error:
+        if 'does not support to load imbfocal config' not in str(error):
+            raise
+        raise SystemExit(
+            "error: MMEngine cannot resolve _base_ = 'imbfocal::...'; copy the shipped config "
+            'beside yours (python -m imbfocal.configs copy NAME --dest DIR) and name it by its '
+            "relative path, or use the file `python -m imbfocal.configs path NAME` prints") \
+            from None

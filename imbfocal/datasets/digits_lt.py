@@ -33,13 +33,15 @@ Layout written under ``out_dir`` (default ``data/digits_lt``)::
     annotations/lvis_v1_train.json     annotations/lvis_v1_val.json      (LVIS v1)
     meta.json                          (seed, parameters, class order, per-class counts)
 
-Image paths are relative to the data root in both formats (``file_name='train/000001.png'``,
-so configs use ``data_root='data/digits_lt/'`` and ``data_prefix=dict(img='')``, as
-MMDetection's LVIS configs do). COCO files: category ids 1..10 for names '0'..'9', boxes
+Image paths follow each format's convention. COCO files: ``file_name`` is the image's name
+in its split's folder (``'000001.png'``), so configs set ``data_prefix=dict(img='train/')``
+(``'val/'``, ``'test/'``) as MMDetection's COCO configs do. LVIS files: ``coco_url`` holds the
+path relative to the data root (``'train/000001.png'``) and there is no ``file_name``, as in
+LVIS v1, so configs keep ``data_prefix=dict(img='')`` as MMDetection's LVIS configs do (its own
+``LVISV1Dataset`` strips ``http://images.cocodataset.org/`` from ``coco_url``, a no-op here).
+COCO files: category ids 1..10 for names '0'..'9', boxes
 ``[x, y, w, h]`` (ints) with ``area = w * h`` and ``iscrowd = 0``; no segmentation.
-LVIS files: ``coco_url`` holds the same relative path (MMDetection's own ``LVISV1Dataset``
-strips ``http://images.cocodataset.org/`` from it, a no-op here, so it reads these files
-too); annotations have no ``iscrowd``, as in LVIS. Categories carry ``frequency``
+LVIS annotations have no ``iscrowd``, as in LVIS. Categories carry ``frequency``
 (LVIS rule on train image counts), ``image_count``, ``instance_count`` (train counts, the same
 in both files, as in LVIS), ``synset``, ``synonyms``, ``def``. Every digit in an image is
 annotated, so ``neg_category_ids`` lists every absent class and
@@ -61,7 +63,7 @@ from ..evaluation.frequency import LVIS_THRESHOLDS, frequency_group
 NUM_DIGITS = 10
 CLASSES: Tuple[str, ...] = tuple(str(d) for d in range(NUM_DIGITS))
 DIGIT_WORDS = ('zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine')
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 ALL_SPLITS = ('train', 'val', 'test')
 IMAGE_NAME = re.compile(r'\d{6}\.png')
 
@@ -560,8 +562,8 @@ def _render_split(cfg: DigitsLTConfig, split: str, layout: List[List[Instance]],
         img_id = i + 1
         rng = np.random.default_rng([cfg.seed, ALL_SPLITS.index(split), img_id])
         img, objects = render_image(rng, instances, digits, cfg)
-        file_name = f'{split}/{img_id:06d}.png'  # relative to the data root
-        cv2.imwrite(os.path.join(img_dir, os.path.basename(file_name)), img[..., ::-1])
+        file_name = f'{img_id:06d}.png'  # in the split's folder (COCO's convention)
+        cv2.imwrite(os.path.join(img_dir, file_name), img[..., ::-1])
         images.append(dict(id=img_id, file_name=file_name, width=cfg.image_size,
                            height=cfg.image_size))
         for obj in objects:
@@ -624,7 +626,7 @@ def lvis_json(images: List[dict], annotations: List[dict], split: str,
     lvis_images = []
     for img in images:
         lvis_images.append(dict(
-            id=img['id'], file_name=img['file_name'], coco_url=img['file_name'],
+            id=img['id'], coco_url=f"{split}/{img['file_name']}",
             width=img['width'],
             height=img['height'], neg_category_ids=sorted(all_ids - present[img['id']]),
             not_exhaustive_category_ids=[]))

@@ -6,9 +6,10 @@ with MMDetection's ``COCO`` wrapper instead and otherwise behaves like ``LVISV1D
 category of the file becomes a label, in file order; images, boxes, masks (when present) and
 ``ignore`` flags are parsed by ``CocoDataset.parse_data_info``.
 
-Image paths: ``data_prefix['img']`` joined with the image's ``file_name`` when the json has one
-(digits-LT), else with ``coco_url`` minus ``http://images.cocodataset.org/`` (real LVIS v1,
-giving ``train2017/000000391895.jpg``), as MMDetection does.
+Image paths: ``data_prefix['img']`` joined with the image's ``file_name`` when the json has
+one, else with ``coco_url`` minus ``http://images.cocodataset.org/`` (real LVIS v1 and
+digits-LT, giving ``train2017/000000391895.jpg`` or ``train/000001.png``), as MMDetection
+does.
 
 Use it for real LVIS v1 as a drop-in replacement (``type='FastLVISV1Dataset'``, the 1,203 LVIS
 class names are the default metainfo), and for another LVIS-format file by giving its class
@@ -37,7 +38,8 @@ class FastLVISV1Dataset(LVISV1Dataset):
     """LVIS v1 detection dataset indexed without the ``lvis`` package.
 
     Same arguments as MMDetection's ``LVISV1Dataset``. ``metainfo['classes']`` must have one
-    name per category of the annotation file, in file order.
+    name per category of the annotation file, in file order; names that ``--cfg-options``
+    turned into numbers (``'07'`` -> ``7``) are restored from the file.
     """
 
     def load_data_list(self) -> List[dict]:
@@ -73,16 +75,35 @@ class FastLVISV1Dataset(LVISV1Dataset):
     def _check_classes(self, api: COCO) -> None:
         classes = list(self.metainfo['classes'])
         names = [str(cat['name']) for cat in api.dataset['categories']]
+        if len(names) == len(classes) and not all(isinstance(c, str) for c in classes):
+            classes = self._names_from_numbers(classes, names)
         if len(names) != len(classes):
             raise ValueError(
                 f"{self.ann_file} has {len(names)} categories but metainfo['classes'] has "
                 f"{len(classes)}; pass metainfo=dict(classes=(...)) listing the file's "
                 f'category names in file order, e.g. {tuple(names[:5])}...')
-        mismatched = [(c, n) for c, n in zip(classes, names) if str(c) != n]
+        mismatched = [(c, n) for c, n in zip(classes, names) if c != n]
         if mismatched:
             print_log(f'{type(self).__name__}: {len(mismatched)} class names differ from the '
                       f'category names of {self.ann_file} (labels follow the file order), e.g. '
                       f'{mismatched[:3]}', logger='current', level=30)
+
+
+    def _names_from_numbers(self, classes: list, names: List[str]) -> List[str]:
+        """The file's category names for class names MMEngine's ``--cfg-options`` parsed into
+        numbers (``'07'`` arrives as ``7``): kept in ``metainfo`` as strings.
+
+        Raises:
+            ValueError: If a number is not the value of the file's name at its position.
+        """
+        for c, n in zip(classes, names):
+            if not isinstance(c, str) and not (n.lstrip('-').isdigit() and int(n) == c):
+                raise ValueError(
+                    f"metainfo['classes'] holds {c!r} where {self.ann_file} names {n!r}: "
+                    'MMEngine parses class names given in --cfg-options as numbers; set them in '
+                    'the config file, or leave metainfo to the config')
+        self._metainfo['classes'] = tuple(names)
+        return list(names)
 
 
 def image_path(img_info: dict) -> str:

@@ -98,7 +98,8 @@ def test_lvis_fields(small_build):
         for img in data['images']:
             assert img['not_exhaustive_category_ids'] == []
             assert set(img['neg_category_ids']) == set(range(1, 11)) - present[img['id']]
-            assert img['file_name'] == img['coco_url'] == f"{split}/{img['id']:06d}.png"
+            # LVIS's convention: the path from the data root in coco_url, no file_name
+            assert img['coco_url'] == f"{split}/{img['id']:06d}.png" and 'file_name' not in img
 
 
 def test_boxes_inside_images_and_around_ink(small_build):
@@ -107,7 +108,9 @@ def test_boxes_inside_images_and_around_ink(small_build):
         ann = load(out, f'instances_{split}.json')
         sizes = {i['id']: (i['width'], i['height']) for i in ann['images']}
         for i in ann['images'][:5]:
-            img = cv2.imread(os.path.join(out, i['file_name']), cv2.IMREAD_GRAYSCALE)
+            # COCO's convention: the name in the split's folder (data_prefix=dict(img='train/'))
+            assert i['file_name'] == f"{i['id']:06d}.png"
+            img = cv2.imread(os.path.join(out, split, i['file_name']), cv2.IMREAD_GRAYSCALE)
             assert img.shape == (i['height'], i['width'])
         for a in ann['annotations']:
             x, y, w, h = a['bbox']
@@ -154,7 +157,7 @@ def test_fast_lvis_and_coco_datasets_agree(small_build):
     out, _ = small_build
     meta = dict(classes=CLASSES)
     coco = CocoDataset(data_root=out, ann_file='annotations/instances_train.json',
-                       data_prefix=dict(img=''), metainfo=meta, pipeline=[])
+                       data_prefix=dict(img='train/'), metainfo=meta, pipeline=[])
     lvis = FastLVISV1Dataset(data_root=out, ann_file='annotations/lvis_v1_train.json',
                              data_prefix=dict(img=''), metainfo=meta, pipeline=[])
     assert len(coco) == len(lvis) == 60
@@ -167,6 +170,29 @@ def test_fast_lvis_and_coco_datasets_agree(small_build):
     with pytest.raises(ValueError, match='metainfo'):
         FastLVISV1Dataset(data_root=out, ann_file='annotations/lvis_v1_train.json',
                           data_prefix=dict(img=''), pipeline=[])  # 1,203 LVIS names
+
+
+def test_class_names_parsed_into_numbers_by_cfg_options_are_restored(small_build):
+    """``--cfg-options ...metainfo.classes="('0','1',...)"`` arrives as ints (MMEngine's
+    DictAction strips the quotes): the dataset keeps the file's names."""
+    import argparse
+
+    from mmengine.config import DictAction
+
+    from imbfocal.datasets import FastLVISV1Dataset
+    out, _ = small_build
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    classes = parser.parse_args(['--cfg-options', 'c=' + str(CLASSES)]).cfg_options['c']
+    assert classes == tuple(range(10))
+    dataset = FastLVISV1Dataset(data_root=out, ann_file='annotations/lvis_v1_train.json',
+                                data_prefix=dict(img=''), metainfo=dict(classes=classes),
+                                pipeline=[])
+    assert dataset.metainfo['classes'] == CLASSES and len(dataset) == 60
+    with pytest.raises(ValueError, match='as numbers'):
+        FastLVISV1Dataset(data_root=out, ann_file='annotations/lvis_v1_train.json',
+                          data_prefix=dict(img=''), metainfo=dict(classes=tuple(range(1, 11))),
+                          pipeline=[])
 
 
 def test_config_validation():

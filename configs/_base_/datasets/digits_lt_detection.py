@@ -36,7 +36,7 @@ train_dataloader = dict(
         data_root=data_root,
         metainfo=metainfo,
         ann_file='annotations/instances_train.json',
-        data_prefix=dict(img=''),
+        data_prefix=dict(img='train/'),
         filter_cfg=dict(filter_empty_gt=True, min_size=4),
         pipeline=train_pipeline,
         backend_args=backend_args))
@@ -51,7 +51,7 @@ val_dataloader = dict(
         data_root=data_root,
         metainfo=metainfo,
         ann_file='annotations/instances_val.json',
-        data_prefix=dict(img=''),
+        data_prefix=dict(img='val/'),
         test_mode=True,
         pipeline=test_pipeline,
         backend_args=backend_args))

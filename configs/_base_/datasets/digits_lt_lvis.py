@@ -10,9 +10,14 @@ data_root = 'data/digits_lt/'
 
 train_dataloader = dict(
     dataset=dict(
-        type=dataset_type, ann_file='annotations/lvis_v1_train.json'))
+        type=dataset_type,
+        ann_file='annotations/lvis_v1_train.json',
+        data_prefix=dict(img='')))
 val_dataloader = dict(
-    dataset=dict(type=dataset_type, ann_file='annotations/lvis_v1_val.json'))
+    dataset=dict(
+        type=dataset_type,
+        ann_file='annotations/lvis_v1_val.json',
+        data_prefix=dict(img='')))
 test_dataloader = val_dataloader
 
 val_evaluator = dict(
