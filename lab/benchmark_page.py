@@ -290,10 +290,10 @@ def defaults(cls: type, parameters: Sequence[str]) -> str:
 
 LOSSES = [
     LossEntry('AdaptiveFocalLoss', 'rare classes matter (the recommended loss)',
-              ('lam0', 'agf_fraction', 'beta', 'max_weight'), 'lt100_retinanet_test',
+              ('lam0', 'beta', 'max_weight'), 'lt100_retinanet_test',
               'afl_lam4.0', 'focal', 'RetinaNet'),
     LossEntry('ParameterFreeLoss', 'no class counts and no tuning',
-              ('negative', 'alpha', 'gamma'), 'lt100_retinanet_test', 'pf', 'focal',
+              ('negative', ), 'lt100_retinanet_test', 'pf', 'focal',
               'RetinaNet'),
     LossEntry('ClassBalancedFocalLoss', 'a class-weighted baseline',
               ('beta', 'max_weight', 'weighting'), 'lt100_retinanet_test',
@@ -318,9 +318,10 @@ def losses_block(results_dir: str = RESULTS) -> str:
     lines = ['| loss (`type=`) | use it for | defaults (= recommended) | ΔAP / ΔAPr vs focal '
              'loss, lt100 test |', '|---|---|---|---|']
     for entry in LOSSES:
+        record = load(entry.record, results_dir)
         lines.append(f'| `{entry.name}` | {entry.when} | '
                      f'{defaults(classes[entry.name], entry.parameters)} | '
-                     f'{evidence(load(entry.record, results_dir), entry.key, entry.reference, entry.detector)} |')
+                     f'{evidence(record, entry.key, entry.reference, entry.detector)} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -450,7 +451,25 @@ def speed_section(results_dir: str) -> str:
 # --- README blocks ---------------------------------------------------------------------------
 
 
-BLOCKS: Mapping[str, Callable[[str], str]] = {'losses': losses_block, 'speed': speed_block}
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    return f'{minutes} min {seconds} s' if minutes else f'{seconds} s'
+
+
+def commands_block(results_dir: str = RESULTS) -> str:
+    """The README's measured times of the two commands (``commands.json``)."""
+    record = load('commands', results_dir)
+    setup, demo, test = record['setup'], record['demo'], record['test']
+    printed = '  '.join(f'{k} {v:.1f}' for k, v in demo['printed'].items())
+    return (f"Measured on {record['machine']}: {setup['what']}, {setup['minutes']} minutes "
+            f"({setup['date']}); {demo['what']}, **{_duration(demo['seconds'])}**, printing "
+            f"`{printed}` ({demo['date']}; a first demo also builds the data and pretrains the "
+            f"backbone, {_duration(demo['first_run_extra_seconds'])} more); {test['what']}, "
+            f"**{_duration(test['seconds'])}** for {test['tests']:,} tests ({test['date']}).\n")
+
+
+BLOCKS: Mapping[str, Callable[[str], str]] = {
+    'commands': commands_block, 'losses': losses_block, 'speed': speed_block}
 
 
 def _block_pattern(name: str) -> 're.Pattern':
