@@ -32,31 +32,40 @@ import imbfocal  # noqa: F401  (tools/train.py imports it before merging the opt
 
 register_all_modules()
 
-STOCK_CONFIG = Path(mmdet.__file__).parent / '.mim/configs/retinanet/retinanet_r50_fpn_1x_coco.py'
-DOCS = Path(__file__).resolve().parents[2] / 'docs' / 'configs.md'
+MMDET_CONFIGS = Path(mmdet.__file__).parent / '.mim' / 'configs'
+STOCK = {'retinanet': 'retinanet/retinanet_r50_fpn_1x_coco.py',
+         'fcos': 'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
+         'centernet': 'centernet/centernet_r18_8xb16-crop512-140e_coco.py'}
+DOCS = [Path(__file__).resolve().parents[2] / name for name in ('docs/configs.md', 'README.md')]
 COCO_TRAIN_ANN = 'data/coco/annotations/instances_train2017.json'
 HEAD = 'model.bbox_head'
 LOSS = f'{HEAD}.loss_cls'
+HEATMAP = f'{HEAD}.loss_center_heatmap'
+# (detector, loss) -> the options; the README shows the AFL rows with COUNTS for the file
 SWAPS = {
-    'ClassBalancedFocalLoss': [
-        f'{LOSS}.type=ClassBalancedFocalLoss', f'{LOSS}.class_counts={COCO_TRAIN_ANN}',
-        f'{LOSS}.beta=0.99', f'{LOSS}.max_weight=1.0'
+    ('retinanet', 'ClassBalancedFocalLoss'): [
+        f'{LOSS}.type=ClassBalancedFocalLoss', f'{LOSS}.class_counts={COCO_TRAIN_ANN}'
     ],
-    'AdaptiveFocalLoss': [
-        f'{LOSS}.type=AdaptiveFocalLoss', f'{LOSS}.class_counts={COCO_TRAIN_ANN}',
-        f'{LOSS}.beta=0.99', f'{LOSS}.max_weight=2.0', f'{LOSS}.lam0=4.0'
+    ('retinanet', 'AdaptiveFocalLoss'): [
+        f'{LOSS}.type=AdaptiveFocalLoss', f'{LOSS}.class_counts={COCO_TRAIN_ANN}'
     ],
-    'ParameterFreeLoss': [
+    ('retinanet', 'ParameterFreeLoss'): [
         f'{HEAD}.type=RetinaAllLevelsHead', f'{LOSS}._delete_=True',
         f'{LOSS}.type=ParameterFreeLoss', f'{LOSS}.use_sigmoid=True'
     ],
-    'DualFocalLoss': [
-        f'{LOSS}._delete_=True', f'{LOSS}.type=DualFocalLoss', f'{LOSS}.use_sigmoid=True',
-        f'{LOSS}.nu=0.01', f'{LOSS}.beta=0.01'
+    ('retinanet', 'DualFocalLoss'): [
+        f'{LOSS}._delete_=True', f'{LOSS}.type=DualFocalLoss', f'{LOSS}.use_sigmoid=True'
     ],
-    'EqualizedFocalLoss': [
+    ('retinanet', 'EqualizedFocalLoss'): [
         f'{HEAD}.type=RetinaAllLevelsHead', f'{LOSS}._delete_=True',
         f'{LOSS}.type=EqualizedFocalLoss', f'{LOSS}.use_sigmoid=True'
+    ],
+    ('fcos', 'AdaptiveFocalLoss'): [
+        f'{LOSS}.type=AdaptiveFocalLoss', f'{LOSS}.class_counts={COCO_TRAIN_ANN}'
+    ],
+    ('centernet', 'GaussianAdaptiveFocalLoss'): [
+        f'{HEAD}.type=CenterNetPriorHead', f'{HEATMAP}.type=GaussianAdaptiveFocalLoss',
+        f'{HEATMAP}.class_counts={COCO_TRAIN_ANN}'
     ],
 }
 
@@ -81,33 +90,39 @@ def _write_coco_annotations(path: Path) -> None:
                                     categories=categories)))
 
 
-@pytest.mark.parametrize('loss_type', list(SWAPS))
-def test_cfg_options_swap_trains(loss_type, tmp_path, monkeypatch):
-    if MODELS.get(loss_type) is None:
-        pytest.skip(f'{loss_type} is not registered yet')
+@pytest.mark.parametrize('detector, loss_type', list(SWAPS),
+                         ids=[f'{d}-{loss}' for d, loss in SWAPS])
+def test_cfg_options_swap_trains(detector, loss_type, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the documented relative annotation path resolves here
     ann = tmp_path / COCO_TRAIN_ANN
     ann.parent.mkdir(parents=True)
     _write_coco_annotations(ann)
 
-    cfg = Config.fromfile(str(STOCK_CONFIG))
-    assert cfg.model.bbox_head.loss_cls.type == 'FocalLoss'
-    cfg.merge_from_dict(parse_cfg_options(SWAPS[loss_type]))
+    cfg = Config.fromfile(str(MMDET_CONFIGS / STOCK[detector]))
+    key = 'loss_center_heatmap' if detector == 'centernet' else 'loss_cls'
+    assert cfg.model.bbox_head[key].type in ('FocalLoss', 'GaussianFocalLoss')
+    cfg.merge_from_dict(parse_cfg_options(SWAPS[detector, loss_type]))
 
-    loss_cfg = cfg.model.bbox_head.loss_cls
-    assert loss_cfg.type == loss_type and loss_cfg.use_sigmoid is True
-    assert '_delete_' not in loss_cfg
-    if '_delete_=True' in ' '.join(SWAPS[loss_type]):
+    loss_cfg = cfg.model.bbox_head[key]
+    assert loss_cfg.type == loss_type and '_delete_' not in loss_cfg
+    if detector != 'centernet':
+        assert loss_cfg.use_sigmoid is True
+    if '_delete_=True' in ' '.join(SWAPS[detector, loss_type]):
         assert 'gamma' not in loss_cfg and 'alpha' not in loss_cfg
+    loss = MODELS.build(loss_cfg)
+    if hasattr(loss, 'class_counts'):  # the class defaults, counted from the file
+        assert loss.class_counts.sum() == 400 and loss.beta == 0.99
     shrink_model(cfg.model)
     log_vars = train_and_predict(cfg)
-    assert log_vars['loss_cls'] > 0
+    assert log_vars['loss_cls' if detector != 'centernet' else 'loss_center_heatmap'] > 0
 
 
 def test_the_documented_options_are_the_tested_ones():
-    """docs/configs.md shows each swap's options verbatim, space-separated as on a shell."""
-    if not DOCS.is_file():
-        pytest.skip(f'{DOCS} not written yet')
-    text = DOCS.read_text()
-    for loss_type, options in SWAPS.items():
-        assert ' '.join(options) in text, f'{loss_type}: options missing from {DOCS}'
+    """docs/configs.md shows each swap's options verbatim, space-separated as on a shell; the
+    README shows the AFL swap of each detector (with ``$COUNTS`` for the annotation file)."""
+    configs_md, readme = (path.read_text() for path in DOCS)
+    for (detector, loss_type), options in SWAPS.items():
+        line = ' '.join(options)
+        assert line in configs_md, f'{detector} {loss_type}: options missing from configs.md'
+        if 'AdaptiveFocalLoss' in loss_type:
+            assert line.replace(COCO_TRAIN_ANN, '$COUNTS') in readme, (detector, loss_type)
