@@ -4,6 +4,7 @@ import json
 import os.path as osp
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +123,64 @@ def test_data_root_reaches_the_training_set(tmp_path, rfs):
     assert cfg.test_dataloader.dataset.data_root == '/data/lt100/'
     assert cfg.val_dataloader.dataset.ann_file == 'annotations/lvis_v1_test.json'
     assert cfg.randomness.seed == 3
+
+
+def _fake_run(work_dir, step, finished, stamp='20261207_000000'):
+    """A work dir whose scalars.json holds one validation line (``step``), with or without the
+    marker a finished training leaves; ``stamp`` names the run's folder as MMEngine does."""
+    vis = Path(work_dir) / stamp / 'vis_data'
+    vis.mkdir(parents=True)
+    (vis / 'scalars.json').write_text(json.dumps({'lvis/bbox_mAP': 0.1 * step, 'step': step}))
+    if finished:
+        (Path(work_dir) / 'run_finished.json').write_text(json.dumps(dict(minutes=1.0)))
+
+
+@pytest.fixture
+def offline_tool(monkeypatch):
+    """compare_losses with training replaced by a recorder (no data, no reports)."""
+    tool = _tool()
+    trained = []
+
+    def fake_train(config, work_dir, options):
+        trained.append(work_dir)
+        _fake_run(work_dir, 12, finished=True, stamp='20261207_010000')  # a newer run
+        return 1.0
+
+    monkeypatch.setattr(tool, 'train', fake_train)
+    monkeypatch.setattr(tool, 'ensure_data', lambda *args: None)
+    monkeypatch.setattr(tool, 'write_reports', lambda *args: None)
+    return tool, trained
+
+
+def test_an_interrupted_run_is_trained_again_not_counted(tmp_path, offline_tool):
+    """seed 0 stopped after its epoch-4 validation (no marker); seed 1 finished."""
+    tool, trained = offline_tool
+    root = tmp_path / 'compare'
+    _fake_run(root / 'val' / 'focal' / 'seed0', 4, finished=False)
+    _fake_run(root / 'val' / 'focal' / 'seed1', 12, finished=True)
+    assert tool.main(['--losses', 'focal', '--seeds', '0', '1', '--work-dir', str(root)]) == 0
+    assert trained == [str(root / 'val' / 'focal' / 'seed0')]
+
+
+def test_unknown_loss_refused_before_any_training(tmp_path, offline_tool):
+    tool, trained = offline_tool
+    with pytest.raises(SystemExit, match="loss 'afll'"):
+        tool.main(['--losses', 'focal', 'afll', '--seeds', '0', '--work-dir',
+                   str(tmp_path / 'compare')])
+    assert trained == []
+
+
+@pytest.mark.parametrize('args', [['--seeds', '0', '0'], ['--losses', 'focal', 'focal']])
+def test_repeated_seeds_or_losses_refused(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _tool().parse_args(args)
+    assert exit_info.value.code == 2 and 'more than once' in capsys.readouterr().err
+
+
+def test_unwritable_work_dir_refused_before_any_training(tmp_path, offline_tool):
+    tool, trained = offline_tool
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('')
+    with pytest.raises(SystemExit, match='--work-dir'):
+        tool.main(['--losses', 'focal', '--seeds', '0', '--work-dir', str(blocker / 'sub')])
+    assert trained == []
