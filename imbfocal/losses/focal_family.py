@@ -217,7 +217,7 @@ def _compute(pred: Tensor, target: Tensor, terms: FocalTerms, weight: Optional[T
     weight = broadcast_anchor_weight(weight, pred)
     if (not target.is_floating_point() and dispatch.get_impl() != 'reference'
             and applies(weight, terms)):
-        on_kernel = dispatch.use_kernel(pred)  # the kernel reads half logits directly
+        on_kernel = dispatch.use_kernel(pred, 'focal')  # the kernel reads half logits directly
         divisor = reduction_divisor(pred.numel(), reduction, avg_factor)
         loss, stats = FocalFamilyFunction.apply(pred if on_kernel else as_float32(pred), target,
                                                 weight, terms, divisor, need_stats, on_kernel)

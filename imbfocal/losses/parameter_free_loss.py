@@ -154,7 +154,7 @@ def _sigmoid_terms(pred: Tensor, target: Tensor, weight: Optional[Tensor],
     check_target_values(x, target, w)
     if (not target.is_floating_point() and (w is None or w.size(1) == 1)
             and dispatch.get_impl() != 'reference' and not (w is not None and w.requires_grad)):
-        on_kernel = dispatch.use_kernel(x)
+        on_kernel = dispatch.use_kernel(x, 'pf')
         return _terms_from_sums(*label_sums(x, target, w, hard_majority, on_kernel), eps)
     t = labels_to_targets(x, target)
     pos_w = t if w is None else t * w
