@@ -11,9 +11,10 @@ Which keys each swap needs (MMDetection's RetinaNet ``loss_cls`` is ``FocalLoss`
 * ``ClassBalancedFocalLoss`` / ``AdaptiveFocalLoss`` accept all four keys: change ``type`` and
   give ``class_counts`` (a training annotation file: ``custom_hooks`` holds a list of dicts,
   which ``--cfg-options`` cannot express, so ``ClassCountsHook`` is for config files).
-* ``ParameterFreeLoss`` / ``DualFocalLoss`` / ``EqualizedFocalLoss`` reject ``alpha`` and/or
-  ``gamma``: ``loss_cls._delete_=True`` drops the FocalLoss keys, and ``use_sigmoid=True`` must
-  then be given again (RetinaHead reads it to size its classifier; absent means softmax).
+* ``DualFocalLoss`` rejects ``alpha`` and ``EqualizedFocalLoss`` ``gamma``;
+  ``ParameterFreeLoss`` takes both, but FocalLoss's values are not PF's own defaults:
+  ``loss_cls._delete_=True`` drops the FocalLoss keys, and ``use_sigmoid=True`` must then be
+  given again (RetinaHead reads it to size its classifier; absent means softmax).
 * The batch-statistic losses (PF, EFL) also need ``model.bbox_head.type=RetinaAllLevelsHead``.
 """
 import argparse
