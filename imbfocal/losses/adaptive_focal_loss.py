@@ -24,7 +24,7 @@ from ..class_counts import ClassCountsSource
 from ..registry import register
 from .adaptive_gradient import damping_strength, running_max_iters, running_train_iter
 from .class_balanced_focal_loss import ClassBalancedFocalLoss, GaussianClassBalancedFocalLoss
-from .contract import AvgFactor
+from .contract import AvgFactor, check_count, check_fraction, check_non_negative
 from .focal_family import FocalTerms
 from .state_logging import log_scalars
 
@@ -46,15 +46,14 @@ class AdaptiveGradientMixin:
     def init_adaptive_gradient(self, lam0: float, agf_iters: Optional[int],
                                agf_fraction: Optional[float]) -> None:
         """Check and keep the schedule's arguments; register the ``agf_iter`` buffer."""
-        if lam0 < 0:
-            raise ValueError(f'lam0 must be >= 0, got {lam0}')
+        check_non_negative(lam0, 'lam0')
         if agf_iters is not None and agf_fraction is not None:
             raise ValueError('give the damping schedule as agf_iters (iterations) or as '
                              'agf_fraction (of the run), not both')
-        if agf_iters is not None and agf_iters < 0:
-            raise ValueError(f'agf_iters must be >= 0, got {agf_iters}')
-        if agf_fraction is not None and not 0 <= agf_fraction <= 1:
-            raise ValueError(f'agf_fraction must be in [0, 1], got {agf_fraction}')
+        if agf_iters is not None:
+            check_count(agf_iters, 'agf_iters')
+        if agf_fraction is not None:
+            check_fraction(agf_fraction, 'agf_fraction')
         self.lam0 = lam0
         self.agf_iters = agf_iters
         self.agf_fraction = (self.DEFAULT_FRACTION if agf_iters is None and agf_fraction is None
@@ -106,7 +105,8 @@ class AdaptiveFocalLoss(AdaptiveGradientMixin, ClassBalancedFocalLoss):
     Args:
         use_sigmoid: Must be True (heads read it); this is a sigmoid loss. Defaults to True.
         gamma: Focusing parameter. Defaults to 2.
-        alpha: Weight of positives in ``alpha_t``; negative disables it. Defaults to 0.25.
+        alpha: Weight of positives in ``alpha_t``, in ``[0, 1]``; negative disables it.
+            Defaults to 0.25.
         beta: Effective-number hyper-parameter in ``[0, 1)``; 0 gives every class weight 1
             (focal loss through the damping, no class counts needed). Defaults to 0.99.
         weighting: How the class weights apply (``ClassBalancedFocalLoss``).

@@ -29,7 +29,16 @@ from torch import Tensor
 from ..class_counts import ClassCountsMixin, ClassCountsSource
 from ..registry import register
 from .adaptive_gradient import adaptive_gradient_function
-from .contract import AvgFactor, HeatmapLoss, check_gamma, reduce_loss
+from .contract import (
+    AvgFactor,
+    HeatmapLoss,
+    check_alpha,
+    check_gamma,
+    check_non_negative,
+    check_positive,
+    check_probability,
+    reduce_loss,
+)
 from .focal_family import FocalFamilyLoss, FocalTerms
 from .state_logging import log_class_weights
 
@@ -52,9 +61,13 @@ def class_balanced_weights(counts: Tensor, beta: float, mean_over: str = 'classe
 
     Returns:
         ``w_c`` of shape ``(C,)`` in float64.
+
+    Raises:
+        ValueError: For ``beta`` outside ``[0, 1)`` or a ``max_weight`` that is not a positive
+            finite number.
     """
-    if not 0 <= beta < 1:
-        raise ValueError(f'beta must be in [0, 1), got {beta}')
+    check_probability(beta, 'beta')
+    check_max_weight(max_weight)
     n_c = counts.to(torch.float64).clamp(min=1)
     # -expm1(n log beta) is 1 - beta**n without the cancellation for beta near 1;
     # beta = 0 gives log 0 = -inf and E_c = 1.
@@ -68,6 +81,11 @@ def class_balanced_weights(counts: Tensor, beta: float, mean_over: str = 'classe
     else:
         raise ValueError(f"mean_over must be 'classes' or 'instances', got {mean_over!r}")
     return w_c if max_weight is None else w_c.clamp(max=max_weight)
+
+
+def check_max_weight(max_weight: Optional[float]) -> Optional[float]:
+    """Return ``max_weight`` if it is None (no clipping) or positive and finite, else raise."""
+    return max_weight if max_weight is None else check_positive(max_weight, 'max_weight')
 
 
 def weights_by_label(w_c: Tensor, bg_weight: float = 1.0) -> Tensor:
@@ -95,21 +113,24 @@ class ClassBalancedFocalLoss(ClassCountsMixin, FocalFamilyLoss):
 
     Args:
         use_sigmoid: Must be True (heads read it); this is a sigmoid loss. Defaults to True.
-        gamma: Focusing parameter. Defaults to 2.
-        alpha: Weight of positives in ``alpha_t``; a negative value disables ``alpha_t``.
-            Defaults to 0.25.
+        gamma: Focusing parameter, 0 or at least 1. Defaults to 2.
+        alpha: Weight of positives in ``alpha_t``, in ``[0, 1]``; a negative value disables
+            ``alpha_t``. Defaults to 0.25.
         beta: Effective-number hyper-parameter in ``[0, 1)``. Defaults to 0.99.
         weighting: ``'positive'``, ``'column'`` or ``'row'``. Defaults to ``'positive'``.
-        max_weight: Upper bound of ``w_c``, or None for none. Defaults to 1: no class above
-            focal loss's weight.
+        max_weight: Upper bound of ``w_c`` (positive), or None for none. Defaults to 1: no
+            class above focal loss's weight.
         class_counts: Per-class training counts: a list of ints, a COCO/LVIS annotation json, a
             counts file from ``tools/class_counts.py``, or None to have ``ClassCountsHook`` fill
             them from the training dataset (see ``imbfocal.class_counts``). Defaults to None.
         count_type: ``'instances'`` or ``'images'``: what ``n_c`` counts.
             Defaults to ``'instances'``.
-        bg_weight: Weight of background anchors, ``'row'`` only. Defaults to 1.
+        bg_weight: Weight of background anchors, ``>= 0``, ``'row'`` only. Defaults to 1.
         reduction: ``'none'``, ``'mean'`` or ``'sum'``. Defaults to ``'mean'``.
         loss_weight: Multiplier of the loss, applied last. Defaults to 1.
+
+    Raises:
+        ValueError: For a hyper-parameter outside its range, NaN or inf, naming it.
     """
 
     WEIGHTINGS = ('positive', 'column', 'row')
@@ -127,21 +148,17 @@ class ClassBalancedFocalLoss(ClassCountsMixin, FocalFamilyLoss):
                  reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
         super().__init__(use_sigmoid, reduction, loss_weight)
-        check_gamma(gamma)
-        if not 0 <= beta < 1:
-            raise ValueError(f'beta must be in [0, 1), got {beta}')
         if weighting not in self.WEIGHTINGS:
             raise ValueError(f'weighting must be one of {self.WEIGHTINGS}, got {weighting!r}')
+        check_non_negative(bg_weight, 'bg_weight')
         if weighting != 'row' and bg_weight != 1.0:
             raise ValueError(f"bg_weight weighs background rows, which weighting={weighting!r} "
                              "leaves alone: use weighting='row' or drop bg_weight")
-        if max_weight is not None and max_weight <= 0:
-            raise ValueError(f'max_weight must be positive, got {max_weight}')
-        self.beta = beta
+        self.beta = check_probability(beta, 'beta')
         self.weighting = weighting
-        self.max_weight = max_weight
-        self.gamma = gamma
-        self.alpha = alpha
+        self.max_weight = check_max_weight(max_weight)
+        self.gamma = check_gamma(gamma)
+        self.alpha = check_alpha(alpha)
         self.bg_weight = bg_weight
         self.init_class_counts(class_counts, count_type)
 
@@ -183,17 +200,20 @@ class GaussianClassBalancedFocalLoss(ClassCountsMixin, HeatmapLoss):
     counts it equals ``GaussianFocalLoss``.
 
     Args:
-        alpha: Power of the prediction in the modulating factor. Defaults to 2.
-        gamma: Power of ``1 - t`` for negatives. Defaults to 4.
+        alpha: Power of the prediction in the modulating factor, ``>= 0``. Defaults to 2.
+        gamma: Power of ``1 - t`` for negatives, ``>= 0``. Defaults to 4.
         beta: Effective-number hyper-parameter in ``[0, 1)``. Defaults to 0.99.
-        max_weight: Upper bound of ``w_c``, or None for none. Defaults to 2.
+        max_weight: Upper bound of ``w_c`` (positive), or None for none. Defaults to 2.
         class_counts: Per-class training counts (see ``ClassBalancedFocalLoss``).
             Defaults to None.
         count_type: ``'instances'`` or ``'images'``. Defaults to ``'instances'``.
         reduction: ``'none'``, ``'mean'`` or ``'sum'``. Defaults to ``'mean'``.
         loss_weight: Multiplier of the loss, applied last. Defaults to 1.
-        pos_weight: Weight of the positive term. Defaults to 1.
-        neg_weight: Weight of the negative term. Defaults to 1.
+        pos_weight: Weight of the positive term, ``>= 0``. Defaults to 1.
+        neg_weight: Weight of the negative term, ``>= 0``. Defaults to 1.
+
+    Raises:
+        ValueError: For a hyper-parameter outside its range, NaN or inf, naming it.
     """
 
     def __init__(self,
@@ -208,16 +228,12 @@ class GaussianClassBalancedFocalLoss(ClassCountsMixin, HeatmapLoss):
                  pos_weight: float = 1.0,
                  neg_weight: float = 1.0) -> None:
         super().__init__(reduction, loss_weight)
-        if not 0 <= beta < 1:
-            raise ValueError(f'beta must be in [0, 1), got {beta}')
-        if max_weight is not None and max_weight <= 0:
-            raise ValueError(f'max_weight must be positive, got {max_weight}')
-        self.beta = beta
-        self.max_weight = max_weight
-        self.alpha = alpha
-        self.gamma = gamma
-        self.pos_weight = pos_weight
-        self.neg_weight = neg_weight
+        self.beta = check_probability(beta, 'beta')
+        self.max_weight = check_max_weight(max_weight)
+        self.alpha = check_non_negative(alpha, 'alpha')
+        self.gamma = check_non_negative(gamma, 'gamma')
+        self.pos_weight = check_non_negative(pos_weight, 'pos_weight')
+        self.neg_weight = check_non_negative(neg_weight, 'neg_weight')
         self.init_class_counts(class_counts, count_type)
 
     def class_weights(self, num_classes: int) -> Tensor:

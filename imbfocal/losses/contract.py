@@ -5,8 +5,13 @@ Two base modules carry it: :class:`ClassificationLoss` for dense heads (MMDetect
 with ``pos_inds`` / ``pos_labels``). Each ``forward`` resolves ``reduction_override``, computes
 the loss in float32 (float64 stays float64) with autocast disabled, and applies
 ``loss_weight`` last; a subclass only implements ``loss()``. The validation and reduction
-helpers below are what the subclasses and the functional forms share.
+helpers below are what the subclasses and the functional forms share; every hyper-parameter is
+checked when the loss is built, by one helper per kind of parameter (``check_gamma``,
+``check_alpha``, ``check_probability``, ``check_fraction``, ``check_non_negative``,
+``check_positive``, ``check_count``), each refusing NaN and inf with the parameter's name.
 """
+import math
+import numbers
 from typing import Optional, Union
 
 import torch
@@ -181,20 +186,108 @@ def reduce_loss(loss: Tensor, weight: Optional[Tensor], reduction: str,
     return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 
-def check_gamma(gamma: float, name: str = 'gamma') -> None:
-    """Reject focusing parameters whose modulating factor has an infinite derivative.
+def check_finite(value: float, name: str) -> float:
+    """Return ``value`` if it is a finite real number (not a bool), else raise.
+
+    The base of every hyper-parameter check below: NaN fails every comparison and so passes
+    any range check written as ``if value < low: raise``; inf passes ``value >= 0``.
+
+    Raises:
+        ValueError: Naming ``name`` and the value.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f'{name} must be a real number, got {value!r}')
+    if not math.isfinite(value):
+        raise ValueError(f'{name} must be finite, got {value}')
+    return value
+
+
+def check_non_negative(value: float, name: str) -> float:
+    """Return ``value`` if it is finite and ``>= 0`` (weights, scales, exponents), else raise.
+
+    Raises:
+        ValueError: Naming ``name`` and the value.
+    """
+    if check_finite(value, name) < 0:
+        raise ValueError(f'{name} must be >= 0, got {value}')
+    return value
+
+
+def check_positive(value: float, name: str) -> float:
+    """Return ``value`` if it is finite and ``> 0`` (divisors, upper bounds), else raise.
+
+    Raises:
+        ValueError: Naming ``name`` and the value.
+    """
+    if check_finite(value, name) <= 0:
+        raise ValueError(f'{name} must be > 0, got {value}')
+    return value
+
+
+def check_probability(value: float, name: str) -> float:
+    """Return ``value`` if it lies in ``[0, 1)`` (the effective-number ``beta``), else raise.
+
+    Raises:
+        ValueError: Naming ``name`` and the value.
+    """
+    if not 0 <= check_finite(value, name) < 1:
+        raise ValueError(f'{name} must be in [0, 1), got {value}')
+    return value
+
+
+def check_fraction(value: float, name: str) -> float:
+    """Return ``value`` if it lies in ``[0, 1]`` (a share, a mixing weight), else raise.
+
+    Raises:
+        ValueError: Naming ``name`` and the value.
+    """
+    if not 0 <= check_finite(value, name) <= 1:
+        raise ValueError(f'{name} must be in [0, 1], got {value}')
+    return value
+
+
+def check_alpha(value: float, name: str = 'alpha') -> float:
+    """Return focal loss's ``alpha`` if it is in ``[0, 1]`` or negative (``alpha_t`` off).
+
+    ``alpha_t = alpha t + (1 - alpha)(1 - t)``: above 1 the negatives' weight ``1 - alpha`` is
+    negative, and so is their loss.
+
+    Raises:
+        ValueError: Naming ``name`` and the value.
+    """
+    if check_finite(value, name) > 1:
+        raise ValueError(f'{name} must be in [0, 1] (or negative to disable alpha_t), got '
+                         f'{value}: the negatives are weighted by 1 - {name}')
+    return value
+
+
+def check_count(value: int, name: str, minimum: int = 0) -> int:
+    """Return ``value`` if it is an integer ``>= minimum`` (iterations, classes), else raise.
+
+    Raises:
+        ValueError: Naming ``name`` and the value.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f'{name} must be an integer >= {minimum}, got {value!r}')
+    return value
+
+
+def check_gamma(gamma: float, name: str = 'gamma') -> float:
+    """Return a focusing parameter whose modulating factor has a finite derivative, else raise.
 
     ``d(1 - p_t)^gamma / dp_t`` is unbounded at ``p_t = 1`` when ``0 < gamma < 1``; a saturated
     logit (``|x|`` around 17 or more in float32 makes ``p_t`` exactly 1) then turns the
-    gradient into NaN. ``gamma = 0`` (no focusing) and ``gamma >= 1`` stay finite everywhere.
+    gradient into NaN. ``gamma = 0`` (no focusing) and finite ``gamma >= 1`` stay finite
+    everywhere.
 
     Raises:
-        ValueError: If ``gamma < 0`` or ``0 < gamma < 1``.
+        ValueError: If ``gamma`` is not finite, ``gamma < 0`` or ``0 < gamma < 1``.
     """
-    if gamma < 0 or 0 < gamma < 1:
+    if check_finite(gamma, name) < 0 or 0 < gamma < 1:
         raise ValueError(f'{name} must be 0 or at least 1, got {gamma}: for 0 < {name} < 1 the '
                          f'derivative of (1 - p_t)^{name} is infinite at p_t = 1, so saturated '
                          'logits give NaN gradients')
+    return gamma
 
 
 def check_sigmoid(use_sigmoid: bool, loss_name: str) -> None:
@@ -210,7 +303,7 @@ class _ReducedLoss(nn.Module):
     def __init__(self, reduction: str = 'mean', loss_weight: float = 1.0) -> None:
         super().__init__()
         self.reduction = check_reduction(reduction)
-        self.loss_weight = loss_weight
+        self.loss_weight = check_non_negative(loss_weight, 'loss_weight')
 
 
 class ClassificationLoss(_ReducedLoss):
@@ -218,7 +311,8 @@ class ClassificationLoss(_ReducedLoss):
 
     Args:
         reduction: ``'none'``, ``'mean'`` or ``'sum'``. Defaults to ``'mean'``.
-        loss_weight: Multiplier applied to the reduced loss, last. Defaults to 1.
+        loss_weight: Multiplier applied to the reduced loss, last; finite, ``>= 0``.
+            Defaults to 1.
     """
 
     def loss(self, pred: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str,
@@ -261,7 +355,8 @@ class HeatmapLoss(_ReducedLoss):
 
     Args:
         reduction: ``'none'``, ``'mean'`` or ``'sum'``. Defaults to ``'mean'``.
-        loss_weight: Multiplier applied to the reduced loss, last. Defaults to 1.
+        loss_weight: Multiplier applied to the reduced loss, last; finite, ``>= 0``.
+            Defaults to 1.
     """
 
     def loss(self, pred: Tensor, target: Tensor, pos_inds: Optional[Tensor],

@@ -12,7 +12,7 @@ rho)``.
 from mmdet.registry import MODELS
 
 from ..registry import register
-from .contract import check_gamma
+from .contract import check_gamma, check_non_negative, check_positive
 from .focal_family import FocalFamilyLoss, FocalTerms
 
 
@@ -43,11 +43,15 @@ class DualFocalLoss(FocalFamilyLoss):
         use_sigmoid: Must be True (heads read it from the config); False raises ValueError.
             Defaults to True.
         gamma: Focusing parameter, 0 or at least 1. Defaults to 2.
-        nu: Constant added to the modulating factor. Defaults to 0.01.
-        beta: Weight of the false-class regulariser. Defaults to 0.01.
+        nu: Constant added to the modulating factor, ``>= 0`` (below 0 the loss of a
+            well-classified element is negative). Defaults to 0.01.
+        beta: Weight of the false-class regulariser, ``>= 0``. Defaults to 0.01.
         rho: Scale of the regulariser, positive. Defaults to 1.
         reduction: ``'none'``, ``'mean'`` or ``'sum'``. Defaults to ``'mean'``.
         loss_weight: Multiplier applied to the reduced loss. Defaults to 1.
+
+    Raises:
+        ValueError: For a hyper-parameter outside its range, NaN or inf, naming it.
     """
 
     def __init__(self,
@@ -59,13 +63,10 @@ class DualFocalLoss(FocalFamilyLoss):
                  reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
         super().__init__(use_sigmoid, reduction, loss_weight)
-        check_gamma(gamma)
-        if rho <= 0:
-            raise ValueError(f'rho must be positive, got {rho}')
-        self.gamma = gamma
-        self.nu = nu
-        self.beta = beta
-        self.rho = rho
+        self.gamma = check_gamma(gamma)
+        self.nu = check_non_negative(nu, 'nu')
+        self.beta = check_non_negative(beta, 'beta')
+        self.rho = check_positive(rho, 'rho')
 
     def focal_terms(self, num_classes: int) -> FocalTerms:
         """DFL as a focal-family loss: no ``alpha_t``, ``nu``, ``beta`` and ``rho``."""

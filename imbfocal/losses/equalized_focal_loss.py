@@ -18,7 +18,7 @@ from mmdet.registry import MODELS
 from torch import Tensor
 
 from ..registry import register
-from .contract import check_gamma
+from .contract import check_alpha, check_count, check_gamma, check_non_negative
 from .distributed import all_reduce_sum
 from .focal_family import FocalFamilyLoss, FocalTerms
 from .state_logging import describe, log_every, log_scalars
@@ -86,11 +86,15 @@ class EqualizedFocalLoss(FocalFamilyLoss):
         use_sigmoid: Must be True (heads read it from the config); False raises ValueError.
         gamma_b: Base focusing parameter, at least 1. Defaults to 2.
         s: Scale factor ``s``, non-negative. Defaults to 8.
-        alpha: Weight of positives in ``alpha_t``; negative disables it. Defaults to 0.25.
+        alpha: Weight of positives in ``alpha_t``, in ``[0, 1]``; negative disables it.
+            Defaults to 0.25.
         statistics: ``'backprop'`` or ``'unnormalised'`` (see above). Defaults to
             ``'backprop'``.
         reduction: ``'none'``, ``'mean'`` or ``'sum'``. Defaults to ``'mean'``.
         loss_weight: Multiplier applied to the reduced loss. Defaults to 1.
+
+    Raises:
+        ValueError: For a hyper-parameter outside its range, NaN or inf, naming it.
     """
 
     def __init__(self,
@@ -103,20 +107,17 @@ class EqualizedFocalLoss(FocalFamilyLoss):
                  reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
         super().__init__(use_sigmoid, reduction, loss_weight)
-        check_gamma(gamma_b, 'gamma_b')
+        if check_gamma(gamma_b, 'gamma_b') == 0:
+            raise ValueError('gamma_b must be at least 1: w_j = gamma_j / gamma_b')
         if statistics not in ('backprop', 'unnormalised'):
             raise ValueError("statistics must be 'backprop' (the gradient as back-propagated, "
                              f"as the official code) or 'unnormalised', got {statistics!r}")
+        if num_classes is not None:
+            check_count(num_classes, 'num_classes', minimum=1)
         self.statistics = statistics
-        if gamma_b == 0:
-            raise ValueError('gamma_b must be at least 1: w_j = gamma_j / gamma_b')
-        if s < 0:
-            raise ValueError(f's must be non-negative, got {s}')
-        if num_classes is not None and num_classes < 1:
-            raise ValueError(f'num_classes must be positive, got {num_classes}')
         self.gamma_b = gamma_b
-        self.s = s
-        self.alpha = alpha
+        self.s = check_non_negative(s, 's')
+        self.alpha = check_alpha(alpha)
         self.register_buffer('pos_grad', torch.zeros(num_classes or 0))
         self.register_buffer('neg_grad', torch.zeros(num_classes or 0))
 

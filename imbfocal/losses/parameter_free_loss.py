@@ -57,7 +57,11 @@ from .contract import (
     as_float32,
     broadcast_anchor_weight,
     check_avg_factor,
+    check_fraction,
+    check_gamma,
     check_label_shape,
+    check_non_negative,
+    check_positive,
     check_reduction,
     check_target_values,
     labels_to_targets,
@@ -308,6 +312,7 @@ def parameter_free_loss(pred: Tensor,
     Returns:
         The loss (a scalar, or ``(C,)`` per-class terms), float32 or float64.
     """
+    check_positive(eps, 'eps')
     with no_autocast(pred):
         return _reduce_terms(_sigmoid_terms(pred, target, weight, hard_majority, eps),
                              reduction, avg_factor)
@@ -343,6 +348,7 @@ def softmax_parameter_free_loss(pred: Tensor,
     Returns:
         The loss (a scalar, or ``(M,)`` per-class terms).
     """
+    check_positive(eps, 'eps')
     with no_autocast(pred):
         return _reduce_terms(_softmax_terms(pred, target, weight, hard_majority, eps),
                              reduction, avg_factor)
@@ -389,6 +395,8 @@ def gaussian_parameter_free_loss(pred: Tensor,
     if pred.dim() < 2 or pred.shape != target.shape:
         raise ValueError(f'pred {tuple(pred.shape)} and target {tuple(target.shape)} must '
                          'have the same shape (B, C, ...)')
+    check_non_negative(gamma, 'gamma')
+    check_positive(eps, 'eps')
     with no_autocast(pred):
         terms = _heatmap_terms(pred, target, pos_inds, pos_labels, weight, gamma,
                                hard_majority, eps)
@@ -418,15 +426,18 @@ class ParameterFreeLoss(ClassificationLoss):
             ``(N, C + 1)`` logits, background last (:func:`softmax_parameter_free_loss`;
             ``negative='mean'`` only). Defaults to True.
         negative: ``'focal'`` or ``'mean'``. Defaults to ``'focal'``.
-        gamma: Focusing parameter of the focal negatives (``negative='focal'`` only).
-            Defaults to 2 (None).
-        alpha: Weight of the positive term; the negatives get ``1 - alpha``
+        gamma: Focusing parameter of the focal negatives, 0 or at least 1 (``negative='focal'``
+            only). Defaults to 2 (None).
+        alpha: Weight of the positive term, in ``[0, 1]``; the negatives get ``1 - alpha``
             (``negative='focal'`` only). Defaults to 0.25 (None).
         hard_majority: The paper's PFH variant (``negative='mean'`` only). Defaults to False.
         eps: The paper's small delta, positive. Defaults to 1e-6.
         reduction: ``'mean'``, ``'sum'`` or ``'none'`` (per-class terms whose mean is the
             loss). Defaults to ``'mean'``.
         loss_weight: Multiplies the loss, last. Defaults to 1.
+
+    Raises:
+        ValueError: For a hyper-parameter outside its range, NaN or inf, naming it.
     """
 
     def __init__(self,
@@ -447,8 +458,11 @@ class ParameterFreeLoss(ClassificationLoss):
         self.negative = negative
         self.gamma, self.alpha = _focal_parameters(negative, gamma=(gamma, 2.0),
                                                    alpha=(alpha, 0.25))
+        if negative == 'focal':
+            check_gamma(self.gamma)
+            check_fraction(self.alpha, 'alpha')
         self.hard_majority = hard_majority
-        self.eps = _check_eps(eps)
+        self.eps = check_positive(eps, 'eps')
 
     def loss(self, pred: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str,
              avg_factor: AvgFactor) -> Tensor:
@@ -483,9 +497,9 @@ class GaussianParameterFreeLoss(HeatmapLoss):
         use_sigmoid: Must be ``True``: the heatmap is per-class sigmoid probabilities.
             Defaults to True.
         negative: ``'focal'`` or ``'mean'``. Defaults to ``'focal'``.
-        gamma: Exponent of the negative weighting ``(1 - t) ** gamma``. Defaults to 4
-            (CenterNet's).
-        focal_power: Power of ``p`` in the focal negatives (``GaussianFocalLoss``'s
+        gamma: Exponent of the negative weighting ``(1 - t) ** gamma``, ``>= 0``. Defaults to
+            4 (CenterNet's).
+        focal_power: Power of ``p`` in the focal negatives, ``>= 0`` (``GaussianFocalLoss``'s
             ``alpha``; ``negative='focal'`` only). Defaults to 2 (None).
         hard_majority: The paper's PFH variant on the non-peak pixels (``negative='mean'``
             only). Defaults to False.
@@ -493,6 +507,9 @@ class GaussianParameterFreeLoss(HeatmapLoss):
         reduction: ``'mean'`` (PF), ``'sum'`` or ``'none'`` (per-class terms).
             Defaults to ``'mean'``.
         loss_weight: Multiplies the loss, last. Defaults to 1.
+
+    Raises:
+        ValueError: For a hyper-parameter outside its range, NaN or inf, naming it.
     """
 
     def __init__(self,
@@ -511,10 +528,12 @@ class GaussianParameterFreeLoss(HeatmapLoss):
         _check_negative(negative, hard_majority)
         self.use_sigmoid = use_sigmoid
         self.negative = negative
-        self.gamma = gamma
+        self.gamma = check_non_negative(gamma, 'gamma')
         (self.focal_power,) = _focal_parameters(negative, focal_power=(focal_power, 2.0))
+        if negative == 'focal':
+            check_non_negative(self.focal_power, 'focal_power')
         self.hard_majority = hard_majority
-        self.eps = _check_eps(eps)
+        self.eps = check_positive(eps, 'eps')
 
     def loss(self, pred: Tensor, target: Tensor, pos_inds: Optional[Tensor],
              pos_labels: Optional[Tensor], weight: Optional[Tensor], reduction: str,
@@ -555,8 +574,3 @@ def _focal_parameters(negative: str, **given: Tuple[Optional[float], float]) -> 
         return tuple(None for _ in given)
     return tuple(default if value is None else value for value, default in given.values())
 
-
-def _check_eps(eps: float) -> float:
-    if eps <= 0:
-        raise ValueError(f'eps must be positive, got {eps}')
-    return eps
