@@ -24,7 +24,13 @@ from ..class_counts import ClassCountsSource
 from ..registry import register
 from .adaptive_gradient import damping_strength, running_max_iters, running_train_iter
 from .class_balanced_focal_loss import ClassBalancedFocalLoss, GaussianClassBalancedFocalLoss
-from .contract import AvgFactor, check_count, check_fraction, check_non_negative
+from .contract import (
+    AvgFactor,
+    check_count,
+    check_fraction,
+    check_loaded_state,
+    check_non_negative,
+)
 from .focal_family import FocalTerms
 from .state_logging import log_scalars
 
@@ -32,7 +38,8 @@ from .state_logging import log_scalars
 class AdaptiveGradientMixin:
     """The training progress ``s`` of an AFL module and its ``lam_s``.
 
-    The iteration lives in the int64 buffer ``agf_iter`` (saved with checkpoints). In training
+    The iteration lives in the int64 buffer ``agf_iter`` (saved with checkpoints; a checkpoint
+    whose ``agf_iter`` is negative or not a whole number is refused, naming the key). In training
     mode, each forward reads the runner's iteration (MMEngine's ``MessageHub``) while a train
     loop runs; otherwise it uses ``agf_iter`` and then adds 1 to it (so outside a runner the
     counter counts training forward calls). Evaluation-mode forwards leave it alone. The
@@ -59,6 +66,13 @@ class AdaptiveGradientMixin:
         self.agf_fraction = (self.DEFAULT_FRACTION if agf_iters is None and agf_fraction is None
                              else agf_fraction)
         self.register_buffer('agf_iter', torch.zeros((), dtype=torch.long))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """A checkpoint's ``agf_iter`` must be a whole number ``>= 0``; anything else raises
+        ValueError naming the key (a corrupt checkpoint is not trained on)."""
+        check_loaded_state(state_dict.get(prefix + 'agf_iter'), prefix + 'agf_iter',
+                           'iterations', integral=True)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def horizon(self) -> Optional[int]:
         """``T``: ``agf_iters``, or ``agf_fraction`` of the run (None outside a train loop)."""

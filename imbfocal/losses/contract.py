@@ -290,6 +290,45 @@ def check_gamma(gamma: float, name: str = 'gamma') -> float:
     return gamma
 
 
+def check_loaded_state(value: object, key: str, what: str, integral: bool = False) -> None:
+    """Refuse a checkpoint's buffer as strictly as the loss refuses the state it computes.
+
+    Loss modules call it from ``_load_from_state_dict`` (where ``ClassCountsMixin`` validates
+    checkpoint counts), so ``load_state_dict``, MMEngine's ``load_checkpoint`` and
+    ``Runner.resume`` all refuse a corrupt checkpoint instead of training on from NaN or a
+    negative statistic. An absent key (None) passes: missing keys are the loader's to report.
+
+    Args:
+        value: The checkpoint's entry, or None.
+        key: Its full key in the state dict (named in the message).
+        what: What it holds, e.g. ``'gradient statistics'``.
+        integral: Whether the entries must be whole numbers (an iteration). Defaults to False.
+
+    Raises:
+        ValueError: For a non-tensor, or entries that are NaN, infinite, negative (or not
+            whole where ``integral``), naming the key and the first offending entries.
+    """
+    if value is None:
+        return
+    if not isinstance(value, Tensor) or value.dtype == torch.bool or value.is_complex():
+        raise ValueError(f'{key} in the checkpoint must be a real tensor of {what}, got '
+                         f'{getattr(value, "dtype", type(value).__name__)}: the checkpoint is '
+                         'corrupt; resume from another one')
+    flat = value.detach().reshape(-1)
+    bad = flat < 0
+    if flat.is_floating_point():
+        bad |= ~torch.isfinite(flat)
+        if integral:
+            bad |= torch.isfinite(flat) & (flat != flat.round())
+    if bool(bad.any()):
+        index = bad.nonzero().flatten()[:5].tolist()
+        kind = 'whole numbers >= 0' if integral else 'finite and >= 0'
+        shown = ', '.join(f'{v:g}' for v in flat[index].tolist())
+        raise ValueError(f'{key} in the checkpoint holds {int(bad.sum())} invalid {what} '
+                         f'(entries {index}: {shown}); {what} must be {kind}. The checkpoint is '
+                         'corrupt: resume from another one')
+
+
 def check_sigmoid(use_sigmoid: bool, loss_name: str) -> None:
     """Raise a clear error for ``use_sigmoid=False``: these losses are one-vs-all only."""
     if not use_sigmoid:

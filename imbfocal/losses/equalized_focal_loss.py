@@ -18,7 +18,13 @@ from mmdet.registry import MODELS
 from torch import Tensor
 
 from ..registry import register
-from .contract import check_alpha, check_count, check_gamma, check_non_negative
+from .contract import (
+    check_alpha,
+    check_count,
+    check_gamma,
+    check_loaded_state,
+    check_non_negative,
+)
 from .distributed import all_reduce_sum
 from .focal_family import FocalFamilyLoss, FocalTerms
 from .state_logging import describe, log_every, log_scalars
@@ -73,8 +79,9 @@ class EqualizedFocalLoss(FocalFamilyLoss):
     after ``avg_factor`` and ``loss_weight``, as the official implementation accumulates it
     (``statistics='backprop'``), or before them (``'unnormalised'``). They start at 0, which
     counts as balanced (``g_j = 1``: the first step is focal loss), and are summed over
-    processes under DDP. Why: docs/design.md. In a train loop the loss logs ``g_j``'s min,
-    median and mean every iteration and its lowest and highest classes every 100.
+    processes under DDP. Why: docs/design.md. A checkpoint whose statistics are NaN, infinite
+    or negative is refused with a ValueError naming the key. In a train loop the loss logs
+    ``g_j``'s min, median and mean every iteration and its lowest and highest classes every 100.
 
     The statistics are per call: give the loss all pyramid levels of a mini-batch at once
     (imbfocal's RetinaNet head does); with per-level calls the later levels of a step already
@@ -143,7 +150,18 @@ class EqualizedFocalLoss(FocalFamilyLoss):
         self.neg_grad = self.neg_grad.new_zeros(num_classes, device=device)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        saved = state_dict.get(prefix + 'pos_grad')
+        """Checkpoint statistics are validated as the computed ones are (finite, ``>= 0``,
+        one per class in both buffers): a corrupt checkpoint raises ValueError naming the key,
+        it is not trained on. Empty buffers take the checkpoint's number of classes."""
+        for name in ('pos_grad', 'neg_grad'):
+            check_loaded_state(state_dict.get(prefix + name), prefix + name,
+                               'gradient statistics')
+        saved, other = state_dict.get(prefix + 'pos_grad'), state_dict.get(prefix + 'neg_grad')
+        if saved is not None and other is not None and saved.shape != other.shape:
+            raise ValueError(f'{prefix}pos_grad and {prefix}neg_grad in the checkpoint have '
+                             f'shapes {tuple(saved.shape)} and {tuple(other.shape)}; they hold '
+                             'one statistic per class each. The checkpoint is corrupt: resume '
+                             'from another one')
         if self.num_classes is None and saved is not None:
             self._materialize(saved.numel(), self.pos_grad.device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -187,6 +187,25 @@ def test_state_round_trip():
     assert fresh.agf_iter.item() == 7 and fresh.has_class_counts
 
 
+@pytest.mark.parametrize('loss', [AdaptiveFocalLoss, GaussianAdaptiveFocalLoss])
+@pytest.mark.parametrize('value, shown', [
+    (torch.tensor(-3), '-3'),
+    (torch.tensor(2.5), '2.5'),
+    (torch.tensor(float('nan')), 'nan'),
+])
+def test_a_corrupt_agf_iter_is_refused_naming_the_key(loss, value, shown):
+    """agf_iter = -3 would give s = -3 / T < 0 and lam_s above lam0; a resumed run refuses."""
+    module = loss(class_counts=COUNTS)
+    state = dict(module.state_dict(), agf_iter=value)
+    with pytest.raises(ValueError, match=rf'^agf_iter in the checkpoint holds 1 invalid '
+                       rf'iterations \(entries \[0\]: {shown}\); iterations must be whole '
+                       'numbers >= 0'):
+        load_state_dict(module, state)
+    assert module.agf_iter.item() == 0
+    module.load_state_dict(dict(state, agf_iter=torch.tensor(5.0)))  # whole: taken as 5
+    assert module.agf_iter.item() == 5 and module.agf_iter.dtype == torch.long
+
+
 def test_gaussian_lam0_zero_is_gaussian_cb():
     g = torch.Generator().manual_seed(1)
     pred, target = torch.rand(2, 3, 4, 4, generator=g), torch.rand(2, 3, 4, 4, generator=g)

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from mmdet.models.losses import FocalLoss
 from mmdet.registry import MODELS
+from mmengine.runner.checkpoint import load_state_dict
 
 import imbfocal  # noqa: F401  (registers the losses)
 from imbfocal.losses.equalized_focal_loss import EqualizedFocalLoss
@@ -171,6 +172,48 @@ def test_state_round_trips_through_checkpoint(tmp_path):
     torch.save(efl.state_dict(), buffer)
     buffer.seek(0)
     torch.testing.assert_close(torch.load(buffer, weights_only=True), state)
+
+
+def _in_a_head(efl):
+    """The loss where a detector keeps it, so that state-dict keys carry a prefix."""
+    head = torch.nn.Module()
+    head.loss_cls = efl
+    return head
+
+
+@pytest.mark.parametrize('key, value, shown', [
+    ('pos_grad', [1.0, float('nan'), 0.0, 0.0], r'1 invalid gradient statistics \(entries '
+     r'\[1\]: nan\)'),
+    ('neg_grad', [4.0, 1.0, -2.0, -1e-30], r'2 invalid gradient statistics \(entries '
+     r'\[2, 3\]: -2, -1e-30\)'),
+    ('neg_grad', [float('inf'), 1.0, 2.0, 0.0], r'1 invalid gradient statistics \(entries '
+     r'\[0\]: inf\)'),
+])
+@pytest.mark.parametrize('lazy', [False, True])
+def test_a_corrupt_checkpoint_is_refused_naming_the_key(key, value, shown, lazy):
+    """A resumed run with NaN or negative G+/G- would train on g_j = NaN (NaN gamma_j) or
+    on a ratio of a negative sum: the load fails, naming the key, the module untouched."""
+    state = {f'loss_cls.{k}': torch.tensor(v) for k, v in HAND_STATE.items()}
+    state[f'loss_cls.{key}'] = torch.tensor(value)
+    head = _in_a_head(EqualizedFocalLoss() if lazy else _efl(**HAND_STATE))
+    before = {k: v.clone() for k, v in head.state_dict().items()}
+    for load in (head.load_state_dict, lambda sd: load_state_dict(head, sd)):
+        with pytest.raises(ValueError, match=rf'^loss_cls\.{key} in the checkpoint holds '
+                           rf'{shown}; gradient statistics must be finite and >= 0'):
+            load(dict(state))
+    torch.testing.assert_close(head.state_dict(), before)
+
+
+def test_checkpoint_statistics_of_two_sizes_are_refused():
+    state = dict(pos_grad=torch.zeros(C), neg_grad=torch.zeros(C + 1))
+    with pytest.raises(ValueError, match=r'pos_grad and neg_grad .* shapes \(4,\) and \(5,\)'):
+        EqualizedFocalLoss().load_state_dict(state)
+
+
+def test_a_valid_checkpoint_with_zero_statistics_still_loads():
+    efl = EqualizedFocalLoss()
+    efl.load_state_dict(dict(pos_grad=torch.zeros(C), neg_grad=torch.tensor([0.0, 1, 2, 3])))
+    assert efl.num_classes == C and efl.neg_grad[3] == 3
 
 
 def test_empty_input_leaves_the_statistics_alone():
