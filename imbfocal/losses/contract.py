@@ -103,6 +103,37 @@ def check_target_values(pred: Tensor, target: Tensor, weight: Optional[Tensor]) 
                              f'[{int(low)}, {int(high)}]')
 
 
+def check_positions(pred: Tensor, pos_inds: Tensor, pos_labels: Tensor) -> None:
+    """``pos_inds`` rows of ``pred`` ``(N, C)`` and ``pos_labels`` classes in ``[0, C)``, one
+    label per row, as ``gaussian_focal_loss_with_pos_inds`` indexes ``pred[pos_inds]`` and
+    gathers ``pos_labels`` (``CenterNetUpdateHead``'s form).
+
+    A negative index is refused rather than read from the end (``pos_labels = -1`` would score
+    the last class), as out-of-range labels are refused by the dense losses.
+
+    Raises:
+        ValueError: Naming the argument, its range and the values found.
+    """
+    if pred.dim() != 2:
+        raise ValueError(f'pos_inds index the rows of predictions of shape (N, C), got '
+                         f'{tuple(pred.shape)}: flatten the heatmap or drop pos_inds')
+    for name, index in (('pos_inds', pos_inds), ('pos_labels', pos_labels)):
+        if not isinstance(index, Tensor) or index.dtype not in LABEL_DTYPES or index.dim() != 1:
+            raise ValueError(f'{name} must be a 1-d int64 (or int32) tensor of indices, got '
+                             f'{getattr(index, "dtype", type(index).__name__)} of shape '
+                             f'{tuple(getattr(index, "shape", ()))}')
+    if pos_inds.numel() != pos_labels.numel():
+        raise ValueError(f'{pos_inds.numel()} pos_inds but {pos_labels.numel()} pos_labels: '
+                         'give one class per positive row')
+    for name, index, size, what in (('pos_inds', pos_inds, pred.size(0), 'rows'),
+                                    ('pos_labels', pos_labels, pred.size(1), 'classes')):
+        if index.numel():
+            low, high = torch.aminmax(index)
+            if low < 0 or high >= size:
+                raise ValueError(f'{name} must lie in [0, {size - 1}] (the predictions have '
+                                 f'{size} {what}), got values in [{int(low)}, {int(high)}]')
+
+
 def labels_to_targets(pred: Tensor, target: Tensor) -> Tensor:
     """Float targets of ``pred``'s shape from integer labels or soft targets.
 
@@ -418,9 +449,10 @@ class HeatmapLoss(_ReducedLoss):
             pred: Probabilities, classes on dim 1: ``(B, C, H, W)``, or ``(N, C)`` with
                 ``pos_inds``.
             target: Gaussian targets of ``pred``'s shape.
-            pos_inds: Rows of ``pred`` that are positives (peaks are then not read from
-                ``target``); requires ``pos_labels``. Defaults to None.
-            pos_labels: Class of each positive, shape ``(M,)``. Defaults to None.
+            pos_inds: Rows of ``pred`` that are positives, in ``[0, N)`` (peaks are then not
+                read from ``target``); requires ``pos_labels``. Defaults to None.
+            pos_labels: Class of each positive, shape ``(M,)``, in ``[0, C)``; requires
+                ``pos_inds``. Defaults to None.
             weight: Element-wise weight, broadcastable to ``pred`` (not with ``pos_inds``).
                 Defaults to None.
             avg_factor: Divisor of the summed loss for ``reduction='mean'``. Defaults to None.
@@ -428,14 +460,21 @@ class HeatmapLoss(_ReducedLoss):
 
         Returns:
             The loss times ``loss_weight``: float32 (float64 for float64 input).
+
+        Raises:
+            ValueError: For mismatched shapes, ``pos_inds`` without ``pos_labels`` (or the
+                reverse), or positions outside ``pred`` (:func:`check_positions`).
         """
         reduction = resolve_reduction(self.reduction, reduction_override)
         if pred.dim() < 2 or target.shape != pred.shape:
             raise ValueError(f'{type(self).__name__} expects predictions with classes on dim '
                              f'1 and targets of the same shape, got {tuple(pred.shape)} and '
                              f'{tuple(target.shape)}')
-        if pos_inds is not None and pos_labels is None:
-            raise ValueError('pos_inds needs pos_labels')
+        if (pos_inds is None) != (pos_labels is None):
+            raise ValueError('pos_inds and pos_labels go together: give both (the positives '
+                             'by row and class) or neither (the peaks are where target == 1)')
+        if pos_inds is not None:
+            check_positions(pred, pos_inds, pos_labels)
         if pos_inds is not None and weight is not None:
             raise ValueError('weight is not supported together with pos_inds (MMDetection '
                              'ignores it there)')

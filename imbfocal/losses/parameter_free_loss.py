@@ -61,6 +61,7 @@ from .contract import (
     check_gamma,
     check_label_shape,
     check_non_negative,
+    check_positions,
     check_positive,
     check_reduction,
     check_target_values,
@@ -385,9 +386,9 @@ def gaussian_parameter_free_loss(pred: Tensor,
         reduction: ``'mean'``, ``'sum'`` or ``'none'`` (terms ``(C,)``). Defaults to ``'mean'``.
         avg_factor: The number of peaks MMDetection passes; never rescales; raises with
             ``'sum'``. Defaults to None.
-        pos_inds: Rows of ``pred`` ``(N, C)`` that hold a peak (``CenterNetUpdateHead``'s
-            form); requires ``pos_labels``. Defaults to None.
-        pos_labels: The class of each of those peaks. Defaults to None.
+        pos_inds: Rows of ``pred`` ``(N, C)`` that hold a peak, in ``[0, N)``
+            (``CenterNetUpdateHead``'s form); requires ``pos_labels``. Defaults to None.
+        pos_labels: The class of each of those peaks, in ``[0, C)``. Defaults to None.
 
     Returns:
         The loss (a scalar, or ``(C,)`` per-class terms).
@@ -397,6 +398,10 @@ def gaussian_parameter_free_loss(pred: Tensor,
                          'have the same shape (B, C, ...)')
     check_non_negative(gamma, 'gamma')
     check_positive(eps, 'eps')
+    if (pos_inds is None) != (pos_labels is None):
+        raise ValueError('pos_inds and pos_labels go together: give both or neither')
+    if pos_inds is not None:
+        check_positions(pred, pos_inds, pos_labels)
     with no_autocast(pred):
         terms = _heatmap_terms(pred, target, pos_inds, pos_labels, weight, gamma,
                                hard_majority, eps)

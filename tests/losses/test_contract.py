@@ -26,6 +26,7 @@ from imbfocal.losses import (
     GaussianClassBalancedFocalLoss,
     GaussianParameterFreeLoss,
     ParameterFreeLoss,
+    gaussian_parameter_free_loss,
 )
 
 from loss_testing import anchor_weights, labelled_batch, value_and_grad
@@ -416,6 +417,47 @@ def test_heatmap_contract_errors(name):
     with pytest.raises(ValueError, match='weight'):
         loss(rows, row_target, pos_inds=pos_inds, pos_labels=pos_labels,
              weight=torch.ones_like(rows))
+
+
+# (which argument, the indices, the message): the rows are 0..39 and the classes 0..3
+BAD_POSITIONS = [
+    ('pos_labels', [0, 2, 3, -1], r'pos_labels must lie in \[0, 3\] \(the predictions have 4 '
+     r'classes\), got values in \[-1, 3\]'),
+    ('pos_labels', [0, 2, 4, 2], r'pos_labels must lie in \[0, 3\].*got values in \[0, 4\]'),
+    ('pos_inds', [0, 7, 19, -1], r'pos_inds must lie in \[0, 39\] \(the predictions have 40 '
+     r'rows\), got values in \[-1, 19\]'),
+    ('pos_inds', [0, 7, 19, 40], r'pos_inds must lie in \[0, 39\].*\[0, 40\]'),
+    ('pos_labels', [0.0, 2.0, 3.0, 2.0], 'pos_labels must be a 1-d int64'),
+    ('pos_inds', [[0, 7, 19, 33]], r'pos_inds must be a 1-d int64 .* shape \(1, 4\)'),
+    ('pos_labels', [0, 2, 3], '4 pos_inds but 3 pos_labels'),
+]
+
+
+@pytest.mark.parametrize('name', HEATMAP)
+@pytest.mark.parametrize('which, indices, match', BAD_POSITIONS)
+def test_heatmap_positions_outside_the_predictions_raise(name, which, indices, match):
+    """pos_labels = -1 used to score the last class (pred[i].gather / index with -1) and
+    pos_inds = -1 the last row: refused as the dense losses refuse labels."""
+    rows, row_target, pos_inds, pos_labels = _pos_inds_inputs()
+    given = dict(pos_inds=pos_inds, pos_labels=pos_labels)
+    given[which] = torch.tensor(indices)
+    with pytest.raises(ValueError, match=match):
+        HEATMAP[name]()(rows, row_target, **given)
+
+
+def test_heatmap_positions_checks_reach_the_functional_form_and_need_both():
+    rows, row_target, pos_inds, _ = _pos_inds_inputs()
+    with pytest.raises(ValueError, match=r'pos_labels must lie in \[0, 3\]'):
+        gaussian_parameter_free_loss(rows, row_target, pos_inds=pos_inds,
+                                     pos_labels=torch.tensor([0, 1, 2, -1]))
+    with pytest.raises(ValueError, match='pos_inds and pos_labels go together'):
+        GaussianParameterFreeLoss()(rows, row_target, pos_labels=torch.tensor([0, 1, 2, 3]))
+    with pytest.raises(ValueError, match=r'rows of predictions of shape \(N, C\)'):
+        GaussianParameterFreeLoss()(*_heatmap(), pos_inds=torch.tensor([0]),
+                                    pos_labels=torch.tensor([0]))
+    empty = torch.zeros(0, dtype=torch.long)  # no positives in the batch: fine
+    assert torch.isfinite(GaussianParameterFreeLoss()(rows, row_target, pos_inds=empty,
+                                                      pos_labels=empty))
 
 
 @pytest.mark.parametrize('name', HEATMAP)
