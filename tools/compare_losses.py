@@ -81,6 +81,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--log-gradients', action='store_true',
                    help='record per-iteration gradient norms of the classification logits by '
                    'frequency group (lab.mechanism.GradientGroupsHook) in each run\'s work dir')
+    p.add_argument('--report-only', action='store_true',
+                   help='train nothing: rewrite the tables from finished runs (an unfinished '
+                   'run is an error)')
     p.add_argument('--tag', default='',
                    help='a name for this setting (with --cfg-options), kept apart on disk')
     p.add_argument('--reference', default='focal',
@@ -248,12 +251,16 @@ def main(argv=None) -> int:
     ensure_data(data_root, preset, pretrained)
     runs: Dict[str, List[dict]] = {}
     minutes: Dict[str, List[float]] = {}
+    provenance: Dict[str, List[dict]] = {}
     for loss, config in configs.items():
         name = f'{loss}_{setting}' if setting else loss
-        runs[name], minutes[name] = [], []
+        runs[name], minutes[name], provenance[name] = [], [], []
         for seed in args.seeds:
             work_dir = osp.join(work_root, args.split, name, f'seed{seed}')
             metrics = final_metrics(work_dir) if finished_run(work_dir) else None
+            if metrics is None and args.report_only:
+                raise SystemExit(f'{work_dir} holds no finished run; --report-only trains '
+                                 'nothing: run without it')
             if metrics is None:
                 print_log(f'training {osp.basename(config)} ({setting or "as shipped"}) '
                           f'with seed {seed}, evaluated on {args.split} -> {work_dir}',
@@ -271,7 +278,8 @@ def main(argv=None) -> int:
                 raise SystemExit(f'{work_dir}: training finished without evaluation metrics')
             runs[name].append(metrics)
             minutes[name].append(finished_run(work_dir)['minutes'])
-    write_reports(args, work_root, data_root, runs, minutes, logger)
+            provenance[name].append(dict(seed=seed, **finished_run(work_dir)))
+    write_reports(args, work_root, data_root, runs, minutes, logger, provenance)
     return 0
 
 
@@ -300,7 +308,7 @@ def merge_previous(path: str, args: argparse.Namespace, runs: Dict[str, List[dic
 
 def write_reports(args: argparse.Namespace, work_root: str, data_root: str,
                   runs: Dict[str, List[dict]], minutes: Dict[str, List[float]],
-                  logger: MMLogger) -> None:
+                  logger: MMLogger, provenance: Optional[Dict[str, List[dict]]] = None) -> None:
     """The table, the JSON and the two plots of this comparison (module docstring), with the
     rows of earlier calls on the same split kept."""
     split = args.split
@@ -308,15 +316,19 @@ def write_reports(args: argparse.Namespace, work_root: str, data_root: str,
     # Comparisons running side by side add their rows to one file: one merge at a time.
     with open(json_path + '.lock', 'w', encoding='utf-8') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        write_locked(args, work_root, data_root, json_path, runs, minutes, logger)
+        write_locked(args, work_root, data_root, json_path, runs, minutes, logger,
+                     provenance or {})
 
 
 def write_locked(args: argparse.Namespace, work_root: str, data_root: str, json_path: str,
                  runs: Dict[str, List[dict]], minutes: Dict[str, List[float]],
-                 logger: MMLogger) -> None:
-    """:func:`write_reports` while holding the lock on ``json_path``."""
+                 logger: MMLogger, provenance: Dict[str, List[dict]]) -> None:
+    """:func:`write_reports` while holding the lock on ``json_path``; each row's setting
+    keeps what :func:`train` recorded of its runs (seed, minutes, threads, commit)."""
     split = args.split
     runs, minutes, settings = merge_previous(json_path, args, runs, minutes)
+    for name, info in provenance.items():
+        settings[name] = dict(settings[name], runs=info)
     summary = summarise(runs)
     table = markdown_table(summary, {loss: len(seeds) for loss, seeds in runs.items()})
     differences = paired_differences(runs, {row: settings[row]['seeds'] for row in runs},

@@ -184,3 +184,19 @@ def test_unwritable_work_dir_refused_before_any_training(tmp_path, offline_tool)
     with pytest.raises(SystemExit, match='--work-dir'):
         tool.main(['--losses', 'focal', '--seeds', '0', '--work-dir', str(blocker / 'sub')])
     assert trained == []
+
+
+def test_report_only_trains_nothing_and_keeps_each_runs_provenance(tmp_path, offline_tool,
+                                                                    monkeypatch):
+    tool, trained = offline_tool
+    root = tmp_path / 'compare'
+    _fake_run(root / 'val' / 'focal' / 'seed0', 12, finished=True)
+    _fake_run(root / 'val' / 'focal' / 'seed1', 4, finished=False)
+    with pytest.raises(SystemExit, match='report-only'):
+        tool.main(['--losses', 'focal', '--seeds', '0', '1', '--work-dir', str(root),
+                   '--report-only'])
+    written = []
+    monkeypatch.setattr(tool, 'write_reports', lambda *args: written.append(args))
+    assert tool.main(['--losses', 'focal', '--seeds', '0', '--work-dir', str(root),
+                      '--report-only']) == 0
+    assert trained == [] and written[0][-1] == {'focal': [dict(seed=0, minutes=1.0)]}
