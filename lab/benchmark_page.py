@@ -260,6 +260,77 @@ HISTORY = [
 ]
 
 
+# --- the fair fight --------------------------------------------------------------------------
+
+# The focal-loss schedule chosen on val (the sweep's best mean AP over seeds 0-2), AFL's lam0
+# re-checked on it, and the controls' rows: ``<loss>_<TUNED><suffix>``.
+TUNED = 'w100-lr0.002-a0.25'
+AFL_LAM0 = 4.0
+CONTROLS = [
+    ('-damped', 'focal through the damping, no class weights (AFL at beta 0)'),
+    ('-damped-pos', 'the damping on positives only'),
+    ('-damped-neg', 'the damping on negatives only'),
+    ('-damped-const', 'the damping held at lam0 (no fade)'),
+    ('-ramp', "positives' weight ramped as the damping scales them on average"),
+    ('-warm400', 'focal, warm-up stretched over the damping\'s 400 iterations'),
+    ('-poly1', 'Poly-1 focal loss, eps -1 (Leng et al. 2022)'),
+]
+
+
+def fair_rows(lam0s: Sequence[float] = (2.0, 4.0, 8.0), suffix: str = '') -> List[Row]:
+    """The tuned focal row, AFL's rows and the controls, on the tuned schedule."""
+    rows = [Row(f'focal_{TUNED}{suffix}',
+                f'**focal loss, tuned schedule ({_sweep_label(TUNED)})**')]
+    rows += [Row(f'afl_{TUNED}-lam{lam0}{suffix}',
+                 f'{"**" if lam0 == AFL_LAM0 else ""}AFL, lam0 {lam0:g}'
+                 f'{" (default)**" if lam0 == AFL_LAM0 else ""}') for lam0 in lam0s]
+    rows += [Row(f'focal_{TUNED}{control}{suffix}', label) for control, label in CONTROLS]
+    return rows
+
+
+def fair_section(results_dir: str) -> str:
+    """The focal baseline tuned with AFL's budget, the controls of the damping, 3x, and the
+    mechanism plots; empty until the records exist."""
+    val = load('lt100_fair_retinanet_val', results_dir)
+    if val is None:
+        return ''
+    parts = ['## The fair fight: AFL against a tuned focal loss\n', FAIR_INTRO]
+    sweep = sweep_rows(val)
+    parts.append('### Focal loss\'s schedule, val split\n')
+    parts.append('Sorted by val AP; the other losses then train on the best.\n')
+    parts.append(metrics_table(val, sweep))
+    reference = f'focal_{TUNED}'
+    for title, name, rows in (
+            ('### On the tuned schedule, val split', 'lt100_fair_retinanet_val', fair_rows()),
+            ('### On the tuned schedule, test split', 'lt100_fair_retinanet_test', fair_rows()),
+            ('### Three times the schedule (2,400 iterations), test split',
+             'lt100_fair_retinanet_3x_test', fair_rows((AFL_LAM0, ), '-3x'))):
+        record = load(name, results_dir)
+        if record is None:
+            continue
+        ref = reference + ('-3x' if name.endswith('3x_test') else '')
+        parts.append(title + '\n')
+        parts.append(metrics_table(record, rows))
+        parts.append('Paired with the tuned focal loss, seed by seed:\n')
+        parts.append(paired_table(record, rows, ref))
+    for png, caption in (('lt100_fair_gradient_groups.png', 'Where the classification gradient '
+                          'goes, test runs of seed 0'),
+                         ('lt100_fair_per_class_difference.png', 'AFL minus the tuned focal '
+                          'loss, per class, test split, mean over seeds')):
+        if osp.isfile(osp.join(results_dir, png)):
+            parts.append(f'{caption}:\n\n![{png}](results/{png})\n')
+    return '\n'.join(parts)
+
+
+FAIR_INTRO = """Every run here: one thread, two runs side by side on the 2-core machine (minutes are
+wall time so), the commits named in the records (`settings[row]['runs']`). Focal loss gets
+the tuning budget AFL's `lam0` had: warm-up 100 / 200 / 400 iterations × peak lr 1e-3 / 2e-3 /
+4e-3 at seed 0, alpha 0.5 at the best of those, then seeds 1 and 2 for the best; AFL's `lam0`
+is then re-checked on the tuned schedule (2 / 4 / 8). The controls each change focal loss in
+one way, so that one matching AFL names where its gain comes from (`lab/controls.py`).
+"""
+
+
 # --- the README's which-loss table -----------------------------------------------------------
 
 
@@ -422,7 +493,8 @@ def render(results_dir: str = RESULTS) -> str:
         section = comparison_section(comparison, results_dir)
         if section:
             parts.append(section)
-    parts.append(speed_section(results_dir))
+    parts += [section for section in (fair_section(results_dir), speed_section(results_dir))
+              if section]
     return '\n'.join(parts).rstrip('\n') + '\n'
 
 

@@ -218,3 +218,86 @@ def plot_class_counts(train_images: Mapping[str, int], out_png: str,
     ax.legend(fontsize='small')
     fig.tight_layout()
     return _save(fig, out_png)
+
+
+GROUP_NAMES = {'r': 'rare', 'c': 'common', 'f': 'frequent'}
+
+
+def plot_gradient_groups(logs: Mapping[str, Sequence[Mapping[str, float]]], out_png: str,
+                         title: str = 'classification gradient by frequency group',
+                         window: int = 20) -> str:
+    """Per-iteration gradient norms of the classification logits, one panel per frequency
+    group, positives (solid) and negatives (dashed), one colour per run.
+
+    Args:
+        logs: ``{run name: [{'iter': .., 'pos_r': .., 'neg_r': .., ...} per iteration]}`` as
+            ``lab.mechanism.GradientGroupsHook`` writes them.
+        out_png: Output path; parent folders are created.
+        title: Figure title.
+        window: Iterations of the running mean drawn (the raw norms are noisy).
+
+    Returns:
+        ``out_png``.
+    """
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(12.0, 3.6))
+    axes = fig.subplots(1, 3, sharey=True)
+    for (name, records), color in zip(logs.items(), run_colors(len(logs))):
+        iters = np.array([r['iter'] for r in records], dtype=float)
+        for ax, group in zip(axes, GROUP_NAMES):
+            for kind, style in (('pos', '-'), ('neg', '--')):
+                values = np.array([r[f'{kind}_{group}'] for r in records], dtype=float)
+                kernel = np.ones(min(window, len(values))) / min(window, len(values))
+                smooth = np.convolve(values, kernel, mode='valid')
+                which = 'positives' if kind == 'pos' else 'negatives'
+                ax.plot(iters[len(iters) - len(smooth):], smooth, style, color=color,
+                        linewidth=1.2, label=f'{name}, {which}')
+    for ax, group in zip(axes, GROUP_NAMES.values()):
+        ax.set_title(f'{group} classes')
+        ax.set_xlabel('iteration')
+        ax.set_yscale('log')
+    axes[0].set_ylabel('|dL/dx| (L2 norm)')
+    fig.suptitle(title)
+    _legend_outside(axes[-1])
+    fig.tight_layout()
+    return _save(fig, out_png, bbox_inches='tight')
+
+
+def plot_per_class_difference(difference: Mapping[str, float], train_images: Mapping[str, int],
+                              out_png: str, title: str = 'AP difference per class',
+                              groups: Sequence[int] = (10, 100)) -> str:
+    """One point per class: an AP difference (e.g. a loss minus focal loss, mean over seeds)
+    against the class's training images, with the running mean and the group bounds.
+
+    Args:
+        difference: ``{class name: AP difference}``.
+        train_images: ``{class name: training images}``.
+        out_png: Output path; parent folders are created.
+        title: Figure title.
+        groups: Image counts bounding the rare and common groups.
+
+    Returns:
+        ``out_png``.
+    """
+    from matplotlib.figure import Figure
+    classes = sorted((c for c in difference if c in train_images), key=lambda c: train_images[c])
+    x = np.array([train_images[c] for c in classes], dtype=float)
+    y = np.array([difference[c] for c in classes], dtype=float)
+    fig = Figure(figsize=(8.0, 4.0))
+    ax = fig.subplots()
+    ax.axhline(0, color='0.3', linewidth=0.8)
+    ax.scatter(x, y, s=12, alpha=0.7, color='C0')
+    if len(y) >= 3:
+        window = max(3, len(y) // 8)
+        ax.plot(np.convolve(x, np.ones(window) / window, mode='valid'),
+                np.convolve(y, np.ones(window) / window, mode='valid'), color='C3',
+                linewidth=1.5, label=f'running mean of {window} classes')
+        ax.legend(fontsize='small')
+    for bound in groups:
+        ax.axvline(bound + 0.5, color='0.6', linestyle='--', linewidth=0.8)
+    ax.set_xscale('log')
+    ax.set_xlabel('training images of the class')
+    ax.set_ylabel('AP difference')
+    ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, out_png)
