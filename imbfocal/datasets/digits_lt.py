@@ -50,8 +50,12 @@ evaluation apart from the 300-detection cap.
 """
 import dataclasses
 import json
+import math
+import numbers
 import os
 import re
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -111,6 +115,11 @@ class DigitsLTConfig:
             two-digit number written side by side, classes '00'-'99'.
         test_images: Number of test images (0: no test split).
         test_class_images: Test images containing each class (balanced).
+
+    Raises:
+        ValueError: Naming the parameter, for a count that is not a whole number at least its
+            minimum (1 for images and digits, 0 for ``seed`` and the test split), a
+            non-finite ``imbalance_factor`` below 1, or inconsistent ranges.
     """
     seed: int = 0
     image_size: int = 128
@@ -144,6 +153,23 @@ class DigitsLTConfig:
         return cls(**params)
 
     def __post_init__(self) -> None:
+        for name, minimum in (('seed', 0), ('image_size', 8), ('train_images', 1),
+                              ('val_images', 1), ('max_class_images', 1),
+                              ('val_class_images', 1), ('min_digits', 1), ('max_digits', 1),
+                              ('test_images', 0), ('test_class_images', 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+                    or value < minimum:
+                raise ValueError(f'{name} must be an integer >= {minimum}, got {value!r}')
+        if not (isinstance(self.imbalance_factor, numbers.Real)
+                and math.isfinite(self.imbalance_factor)):
+            raise ValueError(f'imbalance_factor must be a finite number >= 1, got '
+                             f'{self.imbalance_factor!r}')
+        if not 0 <= self.extra_instance_prob <= 1:
+            raise ValueError(f'extra_instance_prob must be in [0, 1], got '
+                             f'{self.extra_instance_prob}')
+        if not 0 <= self.distractors[0] <= self.distractors[1]:
+            raise ValueError(f'distractors {self.distractors} must satisfy 0 <= min <= max')
         lo, hi = self.digit_size
         if not 8 <= lo <= hi <= self.image_size:
             raise ValueError(f'digit_size {self.digit_size} must satisfy 8 <= min <= max <= '
@@ -638,16 +664,80 @@ def lvis_json(images: List[dict], annotations: List[dict], split: str,
                 categories=categories)
 
 
-def _clear_image_dir(img_dir: str) -> None:
-    """Create ``img_dir`` or empty it of an earlier build's images, touching nothing else."""
-    os.makedirs(img_dir, exist_ok=True)
-    names = os.listdir(img_dir)
-    foreign = [n for n in names if not IMAGE_NAME.fullmatch(n)]
-    if foreign:
-        raise FileExistsError(f'{img_dir} holds files digits-LT did not write (e.g. '
-                              f'{foreign[0]!r}); choose an empty or digits-LT output folder')
-    for name in names:
-        os.remove(os.path.join(img_dir, name))
+def _check_split_folders(out_dir: str) -> None:
+    """Refuse before writing anything when a split folder of ``out_dir`` holds a file digits-LT
+    did not write (a build replaces its split folders whole), or when a file stands where a
+    build writes a folder.
+
+    Raises:
+        FileExistsError: Naming the folder and the file.
+    """
+    for name in ('annotations', ) + ALL_SPLITS:
+        path = os.path.join(out_dir, name)
+        if os.path.lexists(path) and not os.path.isdir(path):
+            raise FileExistsError(f'{path} is a file digits-LT did not write, where a build '
+                                  'writes a folder; choose an empty or digits-LT output folder')
+        if name == 'annotations':
+            continue
+        foreign = sorted(n for n in os.listdir(path) if not IMAGE_NAME.fullmatch(n)) \
+            if os.path.isdir(path) else []
+        if foreign:
+            raise FileExistsError(f'{path} holds files digits-LT did not write (e.g. '
+                                  f'{foreign[0]!r}); choose an empty or digits-LT output folder')
+
+
+def _is_build_entry(name: str) -> bool:
+    """Whether a top-level entry of an output folder is one a build writes (and replaces)."""
+    return name in ALL_SPLITS or name == 'meta.json'
+
+
+def _build_annotation_names() -> List[str]:
+    return [f'{kind}_{split}.json' for kind in ('instances', 'lvis_v1') for split in ALL_SPLITS]
+
+
+def _carry_over(old: str, new: str) -> None:
+    """Move what the earlier contents of the output folder held beside a build (a pretrained
+    backbone, a user's annotation file) into the new build."""
+    for name in os.listdir(old):
+        if _is_build_entry(name):
+            continue
+        if name == 'annotations' and os.path.isdir(os.path.join(old, name)):
+            ours = set(_build_annotation_names())
+            for ann in os.listdir(os.path.join(old, name)):
+                if ann not in ours:
+                    os.rename(os.path.join(old, name, ann), os.path.join(new, name, ann))
+            continue
+        os.rename(os.path.join(old, name), os.path.join(new, name))
+
+
+def _swap_in(build: str, target: str) -> None:
+    """Put the finished ``build`` folder at ``target`` (a sibling) in one rename, keeping the
+    files of an earlier ``target`` that a build does not write."""
+    if not os.path.lexists(target):
+        os.rename(build, target)
+        return
+    old = os.path.join(os.path.dirname(build),
+                       os.path.basename(build).replace('.building-', '.replaced-'))
+    os.rename(target, old)
+    try:
+        os.rename(build, target)
+    except OSError:
+        os.rename(old, target)
+        raise
+    _carry_over(old, target)
+    shutil.rmtree(old)
+
+
+def _new_build_folder(target: str) -> str:
+    """A hidden empty sibling of ``target`` to write a build into, with a normal folder's
+    permissions (``mkdtemp``'s are owner-only)."""
+    parent = os.path.dirname(target)
+    os.makedirs(parent, exist_ok=True)
+    build = tempfile.mkdtemp(prefix=f'.{os.path.basename(target)}.building-', dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(build, 0o777 & ~umask)
+    return build
 
 
 def _dump(obj: Any, path: str) -> None:
@@ -708,8 +798,14 @@ def generate_digits_lt(out_dir: str = 'data/digits_lt',
     """Write a digits-LT build to ``out_dir`` (layout in the module docstring).
 
     ``out_dir`` must be new, empty or an earlier digits-LT build (``force`` writes into any
-    folder). Images of an earlier build in the split folders are replaced; any other file
-    there is an error (nothing is deleted but digits-LT images).
+    folder). Everything is checked first (the folder, its split folders, whether the class
+    counts fit the images); then the build is written into a hidden sibling folder
+    (``.<name>.building-*``) and swapped in whole, so an error or an interruption leaves
+    ``out_dir`` as it was, never half new and half old. The new build replaces the split
+    folders, the six annotation files and ``meta.json`` of an earlier one; anything else in
+    ``out_dir`` (a pretrained backbone, a user's file) is kept. A split folder holding a file
+    other than digits-LT images is an error (nothing is deleted but digits-LT images). A run
+    killed while writing leaves its hidden sibling behind, which may be deleted.
 
     Args:
         out_dir: Output folder.
@@ -722,19 +818,41 @@ def generate_digits_lt(out_dir: str = 'data/digits_lt',
     Raises:
         FileExistsError: For a foreign non-empty folder without ``force``, or foreign files
             in a split folder.
+        ValueError: If the class counts cannot be placed into the images.
     """
     from mmengine.logging import MMLogger, print_log
     cfg = cfg or DigitsLTConfig()
     check_out_dir(out_dir, force)
-    logger = MMLogger.get_current_instance()
+    _check_split_folders(out_dir)
     tic = time.time()
     digits, labels = load_source_digits()
     layouts = _split_layouts(cfg, np.random.default_rng(cfg.seed), labels)
-    os.makedirs(os.path.join(out_dir, 'annotations'), exist_ok=True)
+    target = os.path.realpath(out_dir)
+    build = _new_build_folder(target)
+    try:
+        meta = _write_build(build, cfg, layouts, digits, tic)
+        _swap_in(build, target)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    groups = {g: sum(f == g for f in meta['train']['frequency'].values()) for g in 'rcf'}
+    print_log(f"digits-LT written to {out_dir} in {meta['seconds']:.1f}s: "
+              + ' / '.join(f"{meta[s]['images']} {s}" for s in cfg.splits)
+              + f" images, {cfg.num_classes} classes (train: {groups['r']} rare, "
+              f"{groups['c']} common, {groups['f']} frequent)",
+              logger=MMLogger.get_current_instance())
+    return meta
+
+
+def _write_build(out_dir: str, cfg: DigitsLTConfig, layouts: Dict[str, list],
+                 digits: np.ndarray, tic: float) -> Dict[str, Any]:
+    """Render every split and write images, annotations and ``meta.json`` into the empty
+    ``out_dir``; return the meta."""
+    os.makedirs(os.path.join(out_dir, 'annotations'))
     stats, coco = {}, {}
     for split in cfg.splits:
         img_dir = os.path.join(out_dir, split)
-        _clear_image_dir(img_dir)
+        os.makedirs(img_dir)
         images, anns = _render_split(cfg, split, layouts[split], digits, img_dir)
         coco[split] = (images, anns)
         stats[split] = class_statistics(images, anns, cfg.num_classes)
@@ -746,11 +864,6 @@ def generate_digits_lt(out_dir: str = 'data/digits_lt',
     meta = _meta(cfg, layouts, stats, coco, time.time() - tic)
     with open(os.path.join(out_dir, 'meta.json'), 'w', encoding='utf-8') as f:
         json.dump(meta, f, indent=1)
-    groups = {g: sum(f == g for f in meta['train']['frequency'].values()) for g in 'rcf'}
-    print_log(f"digits-LT written to {out_dir} in {meta['seconds']:.1f}s: "
-              + ' / '.join(f"{meta[s]['images']} {s}" for s in cfg.splits)
-              + f" images, {cfg.num_classes} classes (train: {groups['r']} rare, "
-              f"{groups['c']} common, {groups['f']} frequent)", logger=logger)
     return meta
 
 

@@ -3,6 +3,7 @@ import filecmp
 import importlib.util
 import json
 import os
+import re
 from collections import defaultdict
 
 import cv2
@@ -250,6 +251,129 @@ def test_foreign_files_are_never_deleted(tmp_path):
     with pytest.raises(FileExistsError, match="did not write.*'mine.jpg'"):
         generate_digits_lt(str(tmp_path), DigitsLTConfig(**SMALL), force=True)
     assert (tmp_path / 'train' / 'mine.jpg').read_bytes() == b'x'
+
+
+# --- a build is checked first, written beside the output folder and swapped in whole ---------
+
+def _snapshot(folder):
+    """Every file under ``folder`` (relative path -> bytes)."""
+    files = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, 'rb') as f:
+                files[os.path.relpath(path, folder)] = f.read()
+    return files
+
+
+@pytest.fixture
+def built(tmp_path):
+    out = tmp_path / 'out'
+    generate_digits_lt(str(out), DigitsLTConfig(seed=0, **SMALL))
+    return out
+
+
+def test_a_foreign_file_in_val_stops_the_build_before_train_is_touched(built):
+    """The generator used to clear and rewrite train/ and its annotations, then stop at a
+    foreign file in val/: a build half new (seed 1), half old (seed 0)."""
+    (built / 'val' / 'notes.txt').write_text('mine')
+    before = _snapshot(built)
+    with pytest.raises(FileExistsError, match=r"val holds files digits-LT did not write "
+                       r"\(e\.g\. 'notes\.txt'\)"):
+        generate_digits_lt(str(built), DigitsLTConfig(seed=1, **SMALL))
+    assert _snapshot(built) == before
+    assert os.listdir(built.parent) == ['out']  # nothing left beside it
+
+
+def test_an_interrupted_build_leaves_the_earlier_one_whole(built, monkeypatch):
+    from imbfocal.datasets import digits_lt
+    render = digits_lt._render_split
+
+    def render_train_then_fail(cfg, split, *args):
+        if split == 'val':
+            raise KeyboardInterrupt  # Ctrl-C after train/ was rendered
+        return render(cfg, split, *args)
+
+    monkeypatch.setattr(digits_lt, '_render_split', render_train_then_fail)
+    before = _snapshot(built)
+    with pytest.raises(KeyboardInterrupt):
+        generate_digits_lt(str(built), DigitsLTConfig(seed=1, **SMALL))
+    assert _snapshot(built) == before
+    assert os.listdir(built.parent) == ['out']
+
+
+def test_a_new_build_replaces_the_old_whole_and_keeps_what_lies_beside_it(built):
+    (built / 'pretrained').mkdir()
+    (built / 'pretrained' / 'backbone.pth').write_bytes(b'weights')
+    (built / 'annotations' / 'my_counts.json').write_text('{}')
+    three = dict(SMALL, test_images=20, test_class_images=5)
+    generate_digits_lt(str(built), DigitsLTConfig(seed=1, **three))
+    assert (built / 'test' / '000001.png').is_file()
+    generate_digits_lt(str(built), DigitsLTConfig(seed=2, **SMALL))  # back to two splits
+    assert not (built / 'test').exists()  # the earlier build's split is not left behind
+    assert not (built / 'annotations' / 'lvis_v1_test.json').exists()
+    assert json.loads((built / 'meta.json').read_text())['seed'] == 2
+    assert (built / 'pretrained' / 'backbone.pth').read_bytes() == b'weights'
+    assert (built / 'annotations' / 'my_counts.json').read_text() == '{}'
+    assert sorted(os.listdir(built.parent)) == ['out']
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(built).st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0o700
+
+
+@pytest.mark.parametrize('field, value, match', [
+    ('max_class_images', -5, 'max_class_images must be an integer >= 1, got -5'),
+    ('train_images', 0, 'train_images must be an integer >= 1, got 0'),
+    ('val_class_images', 2.5, 'val_class_images must be an integer >= 1, got 2.5'),
+    ('seed', -1, 'seed must be an integer >= 0'),
+    ('imbalance_factor', float('nan'), 'imbalance_factor must be a finite number >= 1'),
+    ('extra_instance_prob', 1.5, r'extra_instance_prob must be in \[0, 1\]'),
+])
+def test_config_values_are_checked_by_name(field, value, match):
+    """max_class_images = -5 used to become 1 for every class (max(1, round(-5 ...))) and fail
+    later advising to lower max_class_images."""
+    with pytest.raises(ValueError, match=match):
+        DigitsLTConfig(**{field: value})
+
+
+def _cli():
+    spec = importlib.util.spec_from_file_location('make_digits_lt',
+                                                  os.path.join(REPO, 'tools', 'make_digits_lt.py'))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    return cli
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--max-class-images', '-3'], 'argument --max-class-images: must be an integer >= 1, '
+     'got -3'),
+    (['--imbalance-factor', 'nan'], 'argument --imbalance-factor: must be a finite number >= 1'),
+    (['--train-images', 'ten'], "argument --train-images: must be an integer, got 'ten'"),
+    # the default preset's digits are up to 48 px: they cannot fit a 32 px image
+    (['--image-size', '32'], r'digit_size \(16, 48\) must satisfy 8 <= min <= max <= '
+     r'image_size \(32\)'),
+])
+def test_cli_refuses_bad_arguments_in_one_line_before_writing(tmp_path, capsys, args, message):
+    out = tmp_path / 'out'
+    with pytest.raises(SystemExit) as exit_info:
+        _cli().main(['--out', str(out)] + args)
+    assert exit_info.value.code == 2  # argparse's status for a bad argument
+    lines = capsys.readouterr().err.strip().splitlines()  # argparse's usage, then the error
+    error = lines[-1]
+    assert lines[0].startswith('usage: ') and ': error: ' in error
+    assert re.search(message, error), error
+    assert not out.exists()
+
+
+def test_cli_reports_unplaceable_counts_and_a_file_as_out(tmp_path, capsys):
+    out = tmp_path / 'out'
+    code = _cli().main(['--out', str(out), '--train-images', '10', '--max-class-images', '40',
+                        '--val-images', '10', '--val-class-images', '3', '--image-size', '64'])
+    assert code == 2 and 'cannot place' in capsys.readouterr().err and not out.exists()
+    (tmp_path / 'file').write_text('x')
+    with pytest.raises(SystemExit, match='2'):
+        _cli().main(['--out', str(tmp_path / 'file')])
+    assert 'is a file; give a folder' in capsys.readouterr().err
 
 
 # --- lt100: two-digit classes, three splits ----------------------------------------------------
