@@ -88,6 +88,15 @@ def check_max_weight(max_weight: Optional[float]) -> Optional[float]:
     return max_weight if max_weight is None else check_positive(max_weight, 'max_weight')
 
 
+def weight_counts(module: ClassCountsMixin, num_classes: int) -> Tensor:
+    """The counts a class-balanced module's weights come from: its counts buffer, checked
+    against ``num_classes``; at ``beta = 0`` every class weighs the same whatever its count,
+    so a module without counts weighs them as equal counts (no counts needed)."""
+    if module.beta == 0 and not module.has_class_counts:
+        return torch.ones(num_classes, dtype=torch.long, device=module.class_counts.device)
+    return module.checked_class_counts(num_classes)
+
+
 def weights_by_label(w_c: Tensor, bg_weight: float = 1.0) -> Tensor:
     """``a_y`` indexed by an anchor's label ``y`` in ``[0, C]``: ``w_c``, then ``bg_weight``."""
     return torch.cat([w_c, w_c.new_full((1, ), bg_weight)])
@@ -165,8 +174,8 @@ class ClassBalancedFocalLoss(ClassCountsMixin, FocalFamilyLoss):
     def class_weights(self, num_classes: int) -> Tensor:
         """``w_c`` (float64) from the counts buffer, checked against ``num_classes``."""
         mean_over = 'classes' if self.weighting == 'row' else 'instances'
-        return class_balanced_weights(self.checked_class_counts(num_classes), self.beta,
-                                      mean_over, self.max_weight)
+        return class_balanced_weights(weight_counts(self, num_classes), self.beta, mean_over,
+                                      self.max_weight)
 
     def focal_terms(self, num_classes: int) -> FocalTerms:
         """``w_c`` as ``positive_weight``, ``class_weight`` or ``weight_by_label``."""
@@ -238,8 +247,8 @@ class GaussianClassBalancedFocalLoss(ClassCountsMixin, HeatmapLoss):
 
     def class_weights(self, num_classes: int) -> Tensor:
         """``w_c`` (float64) from the counts buffer, checked against ``num_classes``."""
-        w_c = class_balanced_weights(self.checked_class_counts(num_classes), self.beta,
-                                     'instances', self.max_weight)
+        w_c = class_balanced_weights(weight_counts(self, num_classes), self.beta, 'instances',
+                                     self.max_weight)
         if self.training:
             log_class_weights(self, w_c)
         return w_c

@@ -204,3 +204,17 @@ def test_counts_buffer_follows_module():
     assert loss_fn.class_counts.dtype == torch.long  # .half() leaves integer buffers alone
     assert torch.equal(loss_fn.state_dict()['class_counts'], torch.tensor(LONG_TAIL))
 
+
+
+def test_beta_zero_needs_no_counts():
+    """At beta = 0, E_c = (1 - 0^n_c) / 1 = 1 for every counted class: every weight is 1
+    whatever the counts, so a module without counts is focal loss (and Gaussian focal loss),
+    while beta > 0 still asks for counts."""
+    pred, labels = _logits(), _labels()
+    torch.testing.assert_close(ClassBalancedFocalLoss(beta=0.0)(pred, labels),
+                               FocalLoss()(pred, labels))
+    heat_pred, heat_target = _heatmap()
+    torch.testing.assert_close(GaussianClassBalancedFocalLoss(beta=0.0)(heat_pred, heat_target),
+                               GaussianFocalLoss()(heat_pred, heat_target))
+    with pytest.raises(RuntimeError, match='no class counts'):
+        ClassBalancedFocalLoss()(pred, labels)
