@@ -8,12 +8,17 @@ Examples:
 
 From a config, the training dataset (``train_dataloader.dataset``) is built through
 MMDetection's registry and counted with ``imbfocal.class_counts.counts_from_dataset``; from an
-annotation json (COCO or LVIS) with ``load_class_counts``. The file format is described in
-``imbfocal/class_counts.py``.
+annotation json (COCO or LVIS, any case of ``.json``) with ``load_class_counts``. The file
+format is described in ``imbfocal/class_counts.py``.
+
+Every argument is checked before anything is counted (the source exists, ``--out`` is a file
+that can be written and is neither the source nor a file of another kind); a bad one, or a
+source that cannot be counted, ends the tool with a one-line error and exit status 2.
 """
 import argparse
 import os
 import sys
+import tempfile
 from typing import List, Optional
 
 from imbfocal.class_counts import (
@@ -26,8 +31,18 @@ from imbfocal.class_counts import (
 )
 
 
+def is_json(path: str) -> bool:
+    """Whether ``path`` names a json file (``.json`` in any case), not a config."""
+    return path.lower().endswith('.json')
+
+
 def counts_from_config(config: str, count_type: str, cfg_options: Optional[dict]) -> Counts:
-    """Build the training dataset of an MMDetection config and count it."""
+    """Build the training dataset of an MMDetection config and count it.
+
+    Raises:
+        ValueError: For a config that does not load, has no ``train_dataloader.dataset`` or
+            names a dataset type no registry holds.
+    """
     from mmdet.registry import DATASETS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
@@ -35,21 +50,43 @@ def counts_from_config(config: str, count_type: str, cfg_options: Optional[dict]
 
     import imbfocal  # noqa: F401  (registers the plugin before the config's types are built)
 
-    cfg = Config.fromfile(config)
+    try:
+        cfg = Config.fromfile(config)
+    except (SyntaxError, ImportError) as error:
+        raise ValueError(f'{config} does not load as a config: {error}') from None
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    dataset = cfg.get('train_dataloader', {}).get('dataset')
+    if dataset is None:
+        raise ValueError(f'{config} has no train_dataloader.dataset to count; give the '
+                         'training config, or the training annotation json')
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    return counts_from_dataset(DATASETS.build(cfg.train_dataloader.dataset), count_type)
+    try:
+        built = DATASETS.build(dataset)
+    except KeyError as error:  # an unknown type: the registry's message, on one line
+        raise ValueError(f'{config}: {error.args[0] if error.args else error}') from None
+    return counts_from_dataset(built, count_type)
 
 
 def check_out(out: str, source: str, force: bool) -> None:
-    """Refuse to write over the source, or over a file that is not a counts file.
+    """Refuse an ``--out`` that cannot be written, is the source, or is another kind of file.
 
     Raises:
-        FileExistsError: Naming the file and ``--force`` where that applies.
+        OSError: Naming the file, and ``--force`` where that applies.
     """
+    if os.path.isdir(out):
+        raise IsADirectoryError(f'--out {out} is a folder; give the counts file to write')
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f'--out {out}: the folder {folder} does not exist')
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise PermissionError(f'--out {out}: cannot write in {folder} ({error.strerror})') \
+            from None
     if os.path.exists(out) and os.path.exists(source) and os.path.samefile(out, source):
         raise FileExistsError(f'--out {out} is the source file itself; write the counts to '
                               'another file')
@@ -58,7 +95,8 @@ def check_out(out: str, source: str, force: bool) -> None:
                               'or pass --force to replace it')
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """The arguments, each checked (``parser.error``: exit 2) before anything is counted."""
     from mmengine.config import DictAction
 
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -71,12 +109,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--force', action='store_true',
                         help='replace --out even if it is not a counts file')
     args = parser.parse_args(argv)
-
+    if not os.path.isfile(args.source):
+        parser.error(f'{args.source} is not a file; give an MMDetection config or a COCO / '
+                     'LVIS annotation json')
+    if is_json(args.source) and args.cfg_options:
+        parser.error('--cfg-options applies to a config, not to an annotation json')
     try:
         check_out(args.out, args.source, args.force)
-        if args.source.endswith('.json'):
-            if args.cfg_options:
-                parser.error('--cfg-options applies to a config, not to an annotation json')
+    except OSError as error:
+        parser.error(str(error))
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        if is_json(args.source):
             counts, names = load_class_counts(args.source, args.count_type)
         else:
             counts, names = counts_from_config(args.source, args.count_type, args.cfg_options)
