@@ -31,6 +31,10 @@ running total over the call. Both count tensor storage only (not Python objects)
 ``--busy K`` repeats the measurements while ``K`` other processes each spin on a core: how a
 CPU path holds up on a training machine whose cores are shared with data loaders.
 
+Every argument is checked before anything is timed (loss names against the benchmarked
+losses, no name twice, a usable device, a writable ``--out``); a bad one ends the tool with
+argparse's one-line error and exit status 2.
+
 Benchmarks are not tests: nothing here asserts a time. Example::
 
     python tools/benchmark_losses.py --out bench.json
@@ -276,18 +280,35 @@ def markdown(scale_result: Dict) -> str:
     return head + '\n'.join(lines) + '\n'
 
 
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer ``>= minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'must be an integer, got {text!r}') from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'must be an integer >= {minimum}, got {value}')
+        return value
+
+    return parse
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The arguments, every one checked (``parser.error``: exit 2) before anything is timed."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--device', default='cpu', help='cpu or cuda[:i]')
     parser.add_argument('--dtype', default='float32',
                         choices=['float32', 'float16', 'bfloat16', 'float64'],
                         help='dtype of the logits (the losses compute in float32)')
     parser.add_argument('--scales', nargs='+', default=['coco', 'lvis'], choices=list(CLASSES))
-    parser.add_argument('--coco-n', type=int, help='anchors at COCO scale (80 classes)')
-    parser.add_argument('--lvis-n', type=int, help='anchors at LVIS scale (1203 classes)')
-    parser.add_argument('--repeats', type=int, default=7)
-    parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--threads', type=int, default=os.cpu_count(),
+    parser.add_argument('--coco-n', type=_at_least(1), help='anchors at COCO scale (80 classes)')
+    parser.add_argument('--lvis-n', type=_at_least(1),
+                        help='anchors at LVIS scale (1203 classes)')
+    parser.add_argument('--repeats', type=_at_least(1), default=7)
+    parser.add_argument('--warmup', type=_at_least(0), default=2)
+    parser.add_argument('--threads', type=_at_least(1), default=os.cpu_count(),
                         help='torch.set_num_threads (default: all cores)')
     parser.add_argument('--impls', nargs='+', choices=['fused', 'torch', 'triton', 'reference'],
                         help="implementations of the imbfocal losses to time (default: 'triton' "
@@ -296,12 +317,66 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         metavar='ELEMENTSxWARPS[xROW_TILES]',
                         help='time the Triton kernels once per tiling, e.g. 4096x8x8 2048x4x8 '
                         '(default: the kernels\' default tiling only)')
-    parser.add_argument('--losses', nargs='*', help='only these imbfocal losses')
-    parser.add_argument('--busy', type=int, default=0, metavar='PROCESSES',
+    parser.add_argument('--losses', nargs='+', metavar='LOSS',
+                        help='only these imbfocal losses (default: all of them)')
+    parser.add_argument('--busy', type=_at_least(0), default=0, metavar='PROCESSES',
                         help='time everything while this many other processes each keep a '
                         'core busy (a training machine\'s data loaders, another job)')
     parser.add_argument('--out', help='write the results as JSON here')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        check_args(args)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse unknown or repeated names, an unusable device and an unwritable ``--out``.
+
+    Raises:
+        ValueError: Naming the argument and the fix.
+    """
+    for name in ('scales', 'impls', 'tilings', 'losses'):
+        values = list(getattr(args, name) or ())
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f'--{name} names {repeated} more than once')
+    known = sorted(benchmarked_losses(2))
+    unknown = [name for name in args.losses or () if name not in known]
+    if unknown:
+        raise ValueError(f'--losses: unknown {unknown}; the imbfocal losses benchmarked are '
+                         f'{known} (MMDetection\'s FocalLoss and the copy floor always run)')
+    _check_device(args.device)
+    if args.out:
+        _check_out(args.out)
+
+
+def _check_device(device: str) -> None:
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f'--device {device!r} is not a device; give cpu or cuda[:i]') from None
+    if parsed.type not in ('cpu', 'cuda'):
+        raise ValueError(f'--device {device!r}: give cpu or cuda[:i]')
+    if parsed.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f'--device {device}: CUDA is not available here; use --device cpu')
+    if parsed.type == 'cuda' and (parsed.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f'--device {device}: there are {torch.cuda.device_count()} CUDA '
+                         'devices')
+
+
+def _check_out(out: str) -> None:
+    if os.path.isdir(out):
+        raise ValueError(f'--out {out} is a folder; give the JSON file to write')
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise ValueError(f'--out {out}: the folder {folder} does not exist')
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(f'--out {out}: cannot write in {folder} ({error.strerror})') from None
 
 
 @contextlib.contextmanager

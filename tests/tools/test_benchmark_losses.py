@@ -6,6 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 TOOL = Path(__file__).resolve().parents[2] / 'tools' / 'benchmark_losses.py'
 ROW_KEYS = {'loss', 'impl', 'status', 'time_ms_median', 'time_ms_min', 'time_ms_max',
             'peak_extra_bytes', 'peak_extra_logits', 'speedup_vs_mmdet', 'x_floor'}
@@ -62,3 +64,44 @@ def _spinners():
         except OSError:  # a process that ended meanwhile
             pass
     return count
+
+
+def _usage_error(capsys, *args):
+    """Run the tool, expecting argparse's exit 2 before anything is timed; return the error."""
+    with pytest.raises(SystemExit) as exit_info:
+        _load_tool().main(['--scales', 'coco', '--coco-n', '64', '--repeats', '1', '--warmup',
+                           '0', '--threads', '1', *map(str, args)])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ''  # no scale was timed
+    assert 'Traceback' not in captured.err and captured.err.startswith('usage: ')
+    return captured.err.strip().splitlines()[-1]
+
+
+def test_unknown_losses_are_refused_naming_the_known_ones(capsys):
+    """``--losses AFL`` used to time only the baselines and report nothing for AFL."""
+    error = _usage_error(capsys, '--losses', 'AFL', 'DualFocalLoss')
+    assert "--losses: unknown ['AFL']" in error
+    assert "'AdaptiveFocalLoss'" in error and "'ParameterFreeLoss-mean'" in error
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--losses', 'DualFocalLoss', 'DualFocalLoss'], "--losses names ['DualFocalLoss'] more "
+     'than once'),
+    (['--impls', 'fused', 'fused'], "--impls names ['fused'] more than once"),
+    (['--scales', 'coco', 'coco'], "--scales names ['coco'] more than once"),
+    (['--repeats', '0'], 'argument --repeats: must be an integer >= 1, got 0'),
+    (['--coco-n', '-5'], 'argument --coco-n: must be an integer >= 1, got -5'),
+    (['--device', 'tpu'], "--device 'tpu' is not a device"),
+    (['--device', 'meta'], "--device 'meta': give cpu or cuda"),
+])
+def test_bad_arguments_stop_the_tool_before_it_times_anything(capsys, args, message):
+    assert message in _usage_error(capsys, *args)
+
+
+def test_an_unusable_out_is_refused_before_the_benchmark(tmp_path, capsys):
+    """A bad --out used to fail after the whole benchmark had run."""
+    error = _usage_error(capsys, '--out', tmp_path / 'no' / 'such' / 'bench.json')
+    assert 'does not exist' in error
+    assert 'is a folder' in _usage_error(capsys, '--out', tmp_path)
+    assert list(tmp_path.iterdir()) == []
