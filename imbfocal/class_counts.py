@@ -40,6 +40,22 @@ ClassCountsSource = Union[None, str, os.PathLike, Sequence[int], Tensor]
 Counts = Tuple[List[int], Optional[List[str]]]
 
 
+class CountTypeMismatch(ValueError):
+    """A counts file holds the other ``count_type`` than the one asked for.
+
+    Attributes:
+        where: The file.
+        held: The ``count_type`` it holds.
+        wanted: The ``count_type`` asked for.
+    """
+
+    def __init__(self, where: str, held: str, wanted: str) -> None:
+        super().__init__(f'{where}: the file holds {held} counts but count_type={wanted!r} was '
+                         f'asked for; set count_type={held!r} or rewrite the file with '
+                         f'tools/class_counts.py --count-type {wanted}')
+        self.where, self.held, self.wanted = where, held, wanted
+
+
 def check_count_type(count_type: str) -> None:
     """Raise ``ValueError`` unless ``count_type`` is one of ``COUNT_TYPES``."""
     if count_type not in COUNT_TYPES:
@@ -121,10 +137,7 @@ def _counts_from_counts_file(data: Dict[str, Any], count_type: str, where: str) 
     if missing:
         raise ValueError(f'{where}: counts file lacks {missing}')
     if data['count_type'] != count_type:
-        raise ValueError(f'{where}: the file holds {data["count_type"]} counts but '
-                         f"count_type={count_type!r} was asked for; set count_type="
-                         f"{data['count_type']!r} or rewrite the file with "
-                         f'tools/class_counts.py --count-type {count_type}')
+        raise CountTypeMismatch(where, data['count_type'], count_type)
     counts = _validate_counts(data['counts'], where)
     names = data['classes']
     if not isinstance(names, list) or len(names) != len(counts):
@@ -148,7 +161,8 @@ def load_class_counts(source: Union[str, os.PathLike, Sequence[int], Tensor],
     Raises:
         FileNotFoundError: If the path does not exist.
         ValueError: If the file is not valid json, is of no known format, or holds invalid
-            counts, or if a counts file holds the other ``count_type``.
+            counts; :class:`CountTypeMismatch` if a counts file holds the other
+            ``count_type``.
     """
     check_count_type(count_type)
     if not isinstance(source, (str, os.PathLike)):

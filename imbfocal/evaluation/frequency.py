@@ -69,9 +69,11 @@ def resolve_frequencies(classes: Sequence[str],
         source = dict(zip(keys, source))
     missing = [c for c in classes if str(c) not in source and c not in source]
     if missing:
-        raise ValueError(f'no training frequency for classes {missing[:10]}: the frequency '
-                         'source (class_frequency= / train_ann_file=) must cover every class '
-                         'of the evaluated dataset')
+        named = [str(name) for name in source][:10]
+        raise ValueError(f'no training frequency for classes {missing[:10]} of the evaluated '
+                         f'dataset; the frequency source (class_frequency=, train_ann_file= or '
+                         f'train_dataset=) names {named}{"..." if len(source) > 10 else ""}: it '
+                         'must cover every evaluated class (is it another dataset\'s?)')
     groups = {}
     for name in classes:
         value = source[name] if name in source else source[str(name)]

@@ -138,8 +138,7 @@ class _FrequencyMixin:
             for value in values:
                 to_group('class_frequency', value, self.frequency_thresholds)
         if train_ann_file is not None:
-            from ..class_counts import load_class_counts
-            counts, names = load_class_counts(train_ann_file, 'images')  # raises if unusable
+            counts, names = self._load_train_image_counts(train_ann_file)
             if names is None:  # a counts list in label order: named by dataset_meta later
                 self._unnamed_train_counts = counts
             else:
@@ -149,10 +148,57 @@ class _FrequencyMixin:
             raise ValueError(f'train_dataset must be a dataset config (a dict with a type), '
                              f'got {train_dataset!r}')
 
+    def _load_train_image_counts(
+            self, train_ann_file: str) -> Tuple[List[int], Optional[List[str]]]:
+        """Training images per class from ``train_ann_file`` (raises if unusable); a counts
+        file of instances is refused naming the fix that applies to a metric."""
+        from ..class_counts import CountTypeMismatch, load_class_counts
+        try:
+            return load_class_counts(train_ann_file, 'images')
+        except CountTypeMismatch as error:
+            raise ValueError(
+                f'{type(self).__name__}: train_ann_file {error.where} holds {error.held} '
+                'counts, but the frequency groups count training images per class: write '
+                'an images counts file (tools/class_counts.py <training annotations or config> '
+                '--count-type images --out FILE), or give the training annotation json itself'
+            ) from None
+
+    @property
+    def dataset_meta(self) -> Optional[dict]:
+        """The evaluated dataset's meta information (MMEngine's ``BaseMetric``)."""
+        return self._dataset_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, dataset_meta: Optional[dict]) -> None:
+        """Set it, and check now that the frequency source covers its classes: MMEngine sets it
+        when the validation loop is built, before training, not at the first validation.
+
+        Raises:
+            ValueError: Naming the classes the frequency source has no entry for.
+        """
+        self._dataset_meta = dataset_meta
+        classes = (dataset_meta or {}).get('classes')
+        if classes is not None:
+            self.check_classes([str(c) for c in classes])
+
+    def check_classes(self, classes: List[str]) -> None:
+        """Raise now if the frequency source does not cover ``classes`` (it is not used in
+        LVIS mode, where the evaluated file's ``frequency`` fields give the groups).
+
+        Raises:
+            ValueError: Naming the metric and the uncovered classes.
+        """
+        if not self.has_frequency_source or getattr(self, 'lvis_mode', False):
+            return
+        try:
+            self.class_groups(classes)
+        except ValueError as error:
+            raise ValueError(f'{type(self).__name__}: {error}') from None
+
     @property
     def has_frequency_source(self) -> bool:
-        return any(s is not None for s in
-                   (self.class_frequency, self.train_ann_file, self.train_dataset))
+        return any(getattr(self, name, None) is not None
+                   for name in ('class_frequency', 'train_ann_file', 'train_dataset'))
 
     def missing_frequency_message(self) -> str:
         return (f'{type(self).__name__} needs the training frequency of every class to report '
@@ -220,7 +266,10 @@ class LongTailMetric(_FrequencyMixin, CocoMetric):
         prefix: Metric key prefix; default ``'lvis'`` in LVIS mode, ``'coco'`` otherwise.
 
     Raises:
-        ValueError: In COCO mode without any frequency source, or for an unknown ``mode``.
+        ValueError: In COCO mode without any frequency source, or for an unknown ``mode``; and
+            when ``dataset_meta`` is set (MMEngine does it as the validation loop is built,
+            before training), if its classes are not ``ann_file``'s categories or the
+            frequency source has no entry for some of them.
     """
     default_prefix: Optional[str] = 'coco'
 
@@ -266,6 +315,17 @@ class LongTailMetric(_FrequencyMixin, CocoMetric):
         if not self.lvis_mode and not self.has_frequency_source and not (
                 gt_api is not None and _file_frequencies(gt_api.dataset)):
             raise ValueError(self.missing_frequency_message())
+
+    def check_classes(self, classes: List[str]) -> None:
+        """Raise now if ``ann_file``'s categories or the frequency source do not match
+        ``classes`` (MMEngine sets ``dataset_meta`` when the validation loop is built).
+
+        Raises:
+            ValueError: Naming what does not match.
+        """
+        super().check_classes(classes)
+        if self._coco_api is not None:
+            self._category_ids(self._coco_api)
 
     @staticmethod
     def _load_gt(ann_file: str, backend_args: Optional[dict]):

@@ -67,10 +67,12 @@ def describe(values: Tensor, names: Optional[Sequence[str]] = None, count: int =
 
 
 def log_class_weights(module: nn.Module, w_c: Tensor) -> None:
-    """Log, once per run, the class weights a class-balanced loss trains with."""
+    """Log, once per run, the class weights a class-balanced loss trains with: its weighting
+    (the heatmap forms have one, on the peaks, and name none), beta, the counts' source."""
     clipped = '' if getattr(module, 'max_weight', None) is None else (
         f'; {int((w_c >= module.max_weight).sum())} clipped at {module.max_weight:g}')
+    setting = [f"weighting '{module.weighting}'"] if hasattr(module, 'weighting') else []
+    setting += [f'beta {module.beta:g}', f'from {module.class_counts_source} counts']
     log_once(module, 'class_weights',
-             f"{type(module).__name__}: class weights w_c ({getattr(module, 'weighting', '')}, "
-             f"beta {module.beta:g}, from {module.class_counts_source} counts): "
+             f"{type(module).__name__}: class weights w_c ({', '.join(setting)}): "
              f"{describe(w_c, getattr(module, 'class_names', None))}{clipped}")

@@ -10,6 +10,7 @@ from mmengine.evaluator import Evaluator
 from mmengine.structures import InstanceData
 
 import imbfocal  # noqa: F401  (registers the metrics)
+from imbfocal.class_counts import save_class_counts
 from imbfocal.evaluation.frequency import frequency_group, resolve_frequencies
 from imbfocal.evaluation.long_tail_metric import LongTailMetric, limit_per_image
 
@@ -210,6 +211,49 @@ def test_coco_mode_frequencies_from_train_ann_file_and_thresholds(tmp_path):
 def test_coco_mode_without_frequencies_names_the_fix():
     with pytest.raises(ValueError, match='train_ann_file='):
         LongTailMetric()
+
+
+def test_an_instances_counts_file_names_the_fix_a_metric_has(tmp_path):
+    """The counts loader's advice "set count_type='instances'" named an argument the metric
+    does not take: the metric counts training images, whatever the file holds."""
+    counts = tmp_path / 'counts.json'
+    save_class_counts(counts, [5, 50, 500, 2], CLASSES, 'instances')
+    with pytest.raises(ValueError) as error:
+        LongTailMetric(train_ann_file=str(counts))
+    assert 'count_type=' not in str(error.value)
+    assert str(error.value).startswith(f'LongTailMetric: train_ann_file {counts} holds '
+                                       'instances counts')
+    assert '--count-type images' in str(error.value)
+
+
+@pytest.mark.parametrize('source', [
+    dict(train_ann_file='counts'),
+    dict(class_frequency={'zebra': 3, 'yak': 40}),
+])
+def test_another_datasets_classes_fail_before_training(tmp_path, source):
+    """The metric is told the evaluated classes when MMEngine builds the validation loop
+    (Evaluator.dataset_meta), before the first iteration: a frequency source naming another
+    dataset's classes fails there, not at the first validation hours later."""
+    if 'train_ann_file' in source:
+        save_class_counts(tmp_path / 'counts.json', [3, 40], ['zebra', 'yak'], 'images')
+        source = dict(train_ann_file=str(tmp_path / 'counts.json'))
+    evaluator = Evaluator([LongTailMetric(**source)])  # builds: the source itself is fine
+    with pytest.raises(ValueError, match=r"^LongTailMetric: no training frequency for classes "
+                       r"\['a', 'b', 'c', 'd'\] of the evaluated dataset.*names "
+                       r"\['zebra', 'yak'\]"):
+        evaluator.dataset_meta = dict(classes=CLASSES)
+    evaluator = Evaluator([LongTailMetric(class_frequency=TRAIN_IMAGES)])
+    evaluator.dataset_meta = dict(classes=CLASSES)  # the right classes pass
+
+
+def test_an_annotation_file_of_other_categories_fails_before_training(tmp_path):
+    ann = tmp_path / 'val.json'
+    ann.write_text(json.dumps(dict(images=[dict(id=1, width=9, height=9, file_name='')],
+                                   annotations=[], categories=[dict(id=1, name='zebra')])))
+    metric = LongTailMetric(ann_file=str(ann), class_frequency=TRAIN_IMAGES)
+    with pytest.raises(ValueError, match='the annotation file has 0 categories matching the 4 '
+                       'dataset classes'):
+        metric.dataset_meta = dict(classes=CLASSES)
 
 
 def test_resolve_frequencies_rules():

@@ -9,6 +9,7 @@ from imbfocal.losses import (
     AdaptiveFocalLoss,
     ClassBalancedFocalLoss,
     EqualizedFocalLoss,
+    GaussianClassBalancedFocalLoss,
     state_logging,
 )
 
@@ -43,6 +44,17 @@ def test_class_weights_logged_once_per_module(running_hub, logged):
     assert len(logged) == 1 and 'class weights' in logged[0] and 'clipped at 1' in logged[0]
     AdaptiveFocalLoss(class_counts=[500, 50, 5, 1])(*_batch())
     assert len(logged) == 2 and logged[1].startswith('AdaptiveFocalLoss')
+
+
+def test_class_weight_line_names_what_each_form_has(running_hub, logged):
+    """The heatmap forms have no ``weighting``: their line used to read "w_c (, beta"."""
+    ClassBalancedFocalLoss(class_counts=[500, 50, 5, 1], weighting='row')(*_batch())
+    GaussianClassBalancedFocalLoss(class_counts=[500, 50, 5, 1])(
+        torch.rand(1, 4, 3, 3), torch.rand(1, 4, 3, 3))
+    assert logged[0].startswith("ClassBalancedFocalLoss: class weights w_c (weighting 'row', "
+                                'beta 0.99, from config counts): lowest')
+    assert logged[1].startswith('GaussianClassBalancedFocalLoss: class weights w_c (beta 0.99, '
+                                'from config counts): lowest')
 
 
 def test_efl_logs_its_ratios(running_hub, logged):
