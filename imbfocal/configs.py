@@ -9,7 +9,10 @@ The configs live in ``configs/`` of a source checkout and are installed with the
 
 ``path`` prints a file that MMDetection's ``tools/train.py`` takes as it is (its ``_base_``
 files lie beside it); ``copy`` writes the config with its bases resolved into one file, as
-``mim download`` does, never over an existing file.
+``mim download`` does, never over an existing file. A name may carry its detector folder
+(``retinanet/NAME``). Errors are one line on stderr: an unknown name exits 2 (naming the
+closest names, or the folder the config is in), ``list`` without a match exits 1, as ``grep``
+does.
 """
 import argparse
 import difflib
@@ -43,6 +46,11 @@ def config_path(name: str) -> Path:
     folder = Path(name).parent.name
     matches = [p for p in config_root().glob(f'*/{stem}.py')
                if p.parent.name != '_base_' and folder in ('', p.parent.name)]
+    elsewhere = [p.parent.name for p in config_root().glob(f'*/{stem}.py')
+                 if p.parent.name != '_base_']
+    if not matches and elsewhere:
+        raise FileNotFoundError(f'no shipped config named {name!r}; {stem} is under '
+                                f'{elsewhere[0]}/: {elsewhere[0]}/{stem}')
     if len(matches) != 1:
         close = difflib.get_close_matches(stem, list_configs(), n=5, cutoff=0.6)
         hint = f'closest: {close}' if close else \

@@ -229,6 +229,27 @@ def test_metric_does_not_score_label_minus_one_as_the_last_class(tiny_digits_lt)
     assert with_minus_one['lvis/bbox_mAP'] == pytest.approx(1.0)
 
 
+# --- python -m imbfocal.configs: names with their folder, errors that say something ----------
+
+
+def test_configs_cli_takes_detector_folders_and_says_where_a_name_is(capsys):
+    """``path retinanet/NAME`` was refused with "e.g. []"; ``list`` without a match printed
+    nothing and exited 0."""
+    from imbfocal.configs import main
+    name = 'retinanet_r18_fpn_afl_800it_digits-lt100'
+    assert main(['path', f'retinanet/{name}']) == 0
+    assert capsys.readouterr().out.strip().endswith(f'configs/retinanet/{name}.py')
+    assert main(['path', f'fcos/{name}']) == 2
+    assert capsys.readouterr().err == (f"error: no shipped config named 'fcos/{name}'; {name} "
+                                       f'is under retinanet/: retinanet/{name}\n')
+    assert main(['path', 'retinanet/retinanet_r18_fpn_afl_800it_digits-lt10']) == 2
+    assert f"closest: ['{name}'" in capsys.readouterr().err
+    assert main(['list', 'no-such-pattern']) == 1
+    captured = capsys.readouterr()
+    assert captured.out == '' and "no shipped config name contains 'no-such-pattern'" in \
+        captured.err
+
+
 # --- configs travel with the package ------------------------------------------------------------
 
 
