@@ -72,7 +72,9 @@ def log_class_weights(module: nn.Module, w_c: Tensor) -> None:
     clipped = '' if getattr(module, 'max_weight', None) is None else (
         f'; {int((w_c >= module.max_weight).sum())} clipped at {module.max_weight:g}')
     setting = [f"weighting '{module.weighting}'"] if hasattr(module, 'weighting') else []
-    setting += [f'beta {module.beta:g}', f'from {module.class_counts_source} counts']
+    source = module.class_counts_source
+    setting += [f'beta {module.beta:g}',
+                f'from {source} counts' if source else 'no counts: all equal at beta 0']
     log_once(module, 'class_weights',
              f"{type(module).__name__}: class weights w_c ({', '.join(setting)}): "
              f"{describe(w_c, getattr(module, 'class_names', None))}{clipped}")

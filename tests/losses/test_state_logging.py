@@ -55,6 +55,9 @@ def test_class_weight_line_names_what_each_form_has(running_hub, logged):
                                 'beta 0.99, from config counts): lowest')
     assert logged[1].startswith('GaussianClassBalancedFocalLoss: class weights w_c (beta 0.99, '
                                 'from config counts): lowest')
+    ClassBalancedFocalLoss(beta=0.0)(*_batch())  # no counts: beta 0 weighs every class 1
+    assert logged[2].startswith("ClassBalancedFocalLoss: class weights w_c (weighting "
+                                "'positive', beta 0, no counts: all equal at beta 0): lowest")
 
 
 def test_efl_logs_its_ratios(running_hub, logged):
