@@ -99,14 +99,17 @@ def paired_table(record: dict, rows: Sequence[Row], reference: str) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def evidence(record: Optional[dict], key: str, reference: str, detector: str) -> str:
-    """``ΔAP +a ± s, ΔAPr +b ± s`` of row ``key`` against ``reference`` (seeds, detector)."""
+def evidence(record: Optional[dict], key: str, reference: str, detector: str,
+             baseline: str = '') -> str:
+    """``+a ± s / +b ± s`` (ΔAP / ΔAPr) of row ``key`` against ``reference`` (detector,
+    seeds, the baseline's setting)."""
     if record is None or key not in record['runs'] or reference not in record['runs']:
         return 'not measured'
     values = differences(record, [Row(key, key)], reference)[key]
     n = values['AP'][2]
     ap, apr = (_pm(values[k][0], values[k][1], n, signed=True) for k in ('AP', 'APr'))
-    return f'{ap} / {apr} ({detector}, {n} seed{"s" if n > 1 else ""})'
+    context = ', '.join(filter(None, [detector, f'{n} seed{"s" if n > 1 else ""}', baseline]))
+    return f'{ap} / {apr} ({context})'
 
 
 # --- the page's tables ----------------------------------------------------------------------
@@ -341,14 +344,16 @@ one way, so that one matching AFL names where its gain comes from (`lab/controls
 
 @dataclass
 class LossEntry:
-    """A row of the README's which-loss table."""
+    """A row of the README's which-loss table: the evidence is ``key`` minus ``reference`` in
+    ``record`` (``baseline`` says how that focal loss was set), or no record: not quoted."""
     name: str
     when: str
     parameters: Sequence[str]
-    record: str
-    key: str
-    reference: str
-    detector: str
+    record: Optional[str]
+    key: str = ''
+    reference: str = ''
+    detector: str = ''
+    baseline: str = ''
 
 
 def loss_classes() -> Dict[str, type]:
@@ -364,27 +369,26 @@ def defaults(cls: type, parameters: Sequence[str]) -> str:
     return ', '.join(f'`{p}={signature.parameters[p].default!r}`' for p in parameters) or '—'
 
 
+UNTUNED = 'focal untuned'
+CENTERNET = 'CenterNet: not measured against a tuned focal loss'
 LOSSES = [
     LossEntry('AdaptiveFocalLoss', 'rare classes matter (the recommended loss)',
               ('lam0', 'beta', 'max_weight'), 'lt100_retinanet_test',
-              'afl_lam4.0', 'focal', 'RetinaNet'),
+              'afl_lam4.0', 'focal', 'RetinaNet', UNTUNED),
     LossEntry('ParameterFreeLoss', 'no class counts and no tuning',
-              ('negative', ), 'lt100_retinanet_test', 'pf', 'focal',
-              'RetinaNet'),
+              ('negative', ), 'lt100_retinanet_test', 'pf', 'focal', 'RetinaNet', UNTUNED),
     LossEntry('ClassBalancedFocalLoss', 'a class-weighted baseline',
               ('beta', 'max_weight', 'weighting'), 'lt100_retinanet_test',
-              'cb-focal_beta0.99_max1', 'focal', 'RetinaNet'),
+              'cb-focal_beta0.99_max1', 'focal', 'RetinaNet', UNTUNED),
     LossEntry('DualFocalLoss', 'comparison only (no gain measured)', ('nu', 'beta'),
-              'lt100_retinanet_test', 'dfl', 'focal', 'RetinaNet'),
+              'lt100_retinanet_test', 'dfl', 'focal', 'RetinaNet', UNTUNED),
     LossEntry('EqualizedFocalLoss', 'long LVIS schedules (inert on short ones)',
-              ('gamma_b', 's'), 'lt100_retinanet_test', 'efl', 'focal', 'RetinaNet'),
+              ('gamma_b', 's'), 'lt100_retinanet_test', 'efl', 'focal', 'RetinaNet', UNTUNED),
     LossEntry('GaussianAdaptiveFocalLoss', 'CenterNet, rare classes matter',
-              ('lam0', 'beta', 'max_weight'), 'lt100_centernet_test', 'afl', 'focal',
-              'CenterNet'),
-    LossEntry('GaussianParameterFreeLoss', 'CenterNet, no class counts', (),
-              'lt100_centernet_test', 'pf', 'focal', 'CenterNet'),
+              ('lam0', 'beta', 'max_weight'), None),
+    LossEntry('GaussianParameterFreeLoss', 'CenterNet, no class counts', (), None),
     LossEntry('GaussianClassBalancedFocalLoss', 'CenterNet, a class-weighted baseline',
-              ('beta', 'max_weight'), 'lt100_centernet_test', 'cb-focal', 'focal', 'CenterNet'),
+              ('beta', 'max_weight'), None),
 ]
 
 
@@ -394,10 +398,11 @@ def losses_block(results_dir: str = RESULTS) -> str:
     lines = ['| loss (`type=`) | use it for | defaults (= recommended) | ΔAP / ΔAPr vs focal '
              'loss, lt100 test |', '|---|---|---|---|']
     for entry in LOSSES:
-        record = load(entry.record, results_dir)
+        cell = CENTERNET if entry.record is None else evidence(
+            load(entry.record, results_dir), entry.key, entry.reference, entry.detector,
+            entry.baseline)
         lines.append(f'| `{entry.name}` | {entry.when} | '
-                     f'{defaults(classes[entry.name], entry.parameters)} | '
-                     f'{evidence(record, entry.key, entry.reference, entry.detector)} |')
+                     f'{defaults(classes[entry.name], entry.parameters)} | {cell} |')
     return '\n'.join(lines) + '\n'
 
 
