@@ -272,7 +272,7 @@ HISTORY = [
 
 # The focal-loss schedule chosen on val (the sweep's best mean AP over seeds 0-2), AFL's lam0
 # re-checked on it, and the controls' rows: ``<loss>_<TUNED><suffix>``.
-TUNED = 'w100-lr0.002-a0.25'
+TUNED = 'w400-lr0.004-a0.25'
 AFL_LAM0 = 4.0
 CONTROLS = [
     ('-damped', 'focal through the damping, no class weights (AFL at beta 0)'),
@@ -280,7 +280,6 @@ CONTROLS = [
     ('-damped-neg', 'the damping on negatives only'),
     ('-damped-const', 'the damping held at lam0 (no fade)'),
     ('-ramp', "positives' weight ramped as the damping scales them on average"),
-    ('-warm400', 'focal, warm-up stretched over the damping\'s 400 iterations'),
     ('-poly1', 'Poly-1 focal loss, eps -1 (Leng et al. 2022)'),
 ]
 
@@ -335,7 +334,9 @@ wall time so), the commits named in the records (`settings[row]['runs']`). Focal
 the tuning budget AFL's `lam0` had: warm-up 100 / 200 / 400 iterations × peak lr 1e-3 / 2e-3 /
 4e-3 at seed 0, alpha 0.5 at the best of those, then seeds 1 and 2 for the best; AFL's `lam0`
 is then re-checked on the tuned schedule (2 / 4 / 8). The controls each change focal loss in
-one way, so that one matching AFL names where its gain comes from (`lab/controls.py`).
+one way, so that one matching AFL names where its gain comes from (`lab/controls.py`); the
+tuned schedule's warm-up already spans the damping's 400 iterations, so the warm-up control
+is the tuned focal loss itself.
 """
 
 

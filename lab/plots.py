@@ -114,6 +114,14 @@ def _annotate(ax, bars, values: np.ndarray) -> None:
                     xytext=(0, 2), textcoords='offset points')
 
 
+def running_mean(x: np.ndarray, y: np.ndarray) -> tuple:
+    """``(x, y)`` averaged over windows of ``max(3, len / 8)`` points (sorted by ``x``): a
+    trend line through a scatter of classes."""
+    window = max(3, len(y) // 8)
+    kernel = np.ones(window) / window
+    return np.convolve(x, kernel, mode='valid'), np.convolve(y, kernel, mode='valid')
+
+
 def frequency_results(metrics: Mapping[str, float], prefix: str = '') -> Dict[str, float]:
     """Pick AP, APr, APc, APf out of a metric dict, e.g. ``{'lvis/bbox_mAP': ..}``.
 
@@ -169,10 +177,7 @@ def plot_per_class_ap(per_class: Mapping[str, Mapping[str, float]],
         jitter = 1 + 0.06 * (i - (len(per_class) - 1) / 2)  # runs side by side on log x
         ax.scatter(x * jitter, y, s=10, alpha=0.55, color=color, label=name)
         if len(y) >= 3:
-            window = max(3, len(y) // 8)
-            trend = np.convolve(y, np.ones(window) / window, mode='valid')
-            centre = np.convolve(x, np.ones(window) / window, mode='valid')
-            ax.plot(centre, trend, color=color, linewidth=1.5)
+            ax.plot(*running_mean(x, y), color=color, linewidth=1.5)
     for bound in groups:
         ax.axvline(bound + 0.5, color='0.6', linestyle='--', linewidth=0.8)
     ax.set_xscale('log')
@@ -288,10 +293,8 @@ def plot_per_class_difference(difference: Mapping[str, float], train_images: Map
     ax.axhline(0, color='0.3', linewidth=0.8)
     ax.scatter(x, y, s=12, alpha=0.7, color='C0')
     if len(y) >= 3:
-        window = max(3, len(y) // 8)
-        ax.plot(np.convolve(x, np.ones(window) / window, mode='valid'),
-                np.convolve(y, np.ones(window) / window, mode='valid'), color='C3',
-                linewidth=1.5, label=f'running mean of {window} classes')
+        ax.plot(*running_mean(x, y), color='C3', linewidth=1.5,
+                label=f'running mean of {max(3, len(y) // 8)} classes')
         ax.legend(fontsize='small')
     for bound in groups:
         ax.axvline(bound + 0.5, color='0.6', linestyle='--', linewidth=0.8)

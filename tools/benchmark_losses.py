@@ -58,6 +58,7 @@ from torch import Tensor
 
 # lab/, the benchmark harness, lives beside the package in this checkout (not installed).
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from imbfocal.cli import at_least, check_output_file
 from lab.benchmarking import (
     Inputs,
     benchmarked_losses,
@@ -280,21 +281,6 @@ def markdown(scale_result: Dict) -> str:
     return head + '\n'.join(lines) + '\n'
 
 
-def _at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an integer ``>= minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f'must be an integer, got {text!r}') from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f'must be an integer >= {minimum}, got {value}')
-        return value
-
-    return parse
-
-
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """The arguments, every one checked (``parser.error``: exit 2) before anything is timed."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -303,12 +289,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         choices=['float32', 'float16', 'bfloat16', 'float64'],
                         help='dtype of the logits (the losses compute in float32)')
     parser.add_argument('--scales', nargs='+', default=['coco', 'lvis'], choices=list(CLASSES))
-    parser.add_argument('--coco-n', type=_at_least(1), help='anchors at COCO scale (80 classes)')
-    parser.add_argument('--lvis-n', type=_at_least(1),
+    parser.add_argument('--coco-n', type=at_least(1), help='anchors at COCO scale (80 classes)')
+    parser.add_argument('--lvis-n', type=at_least(1),
                         help='anchors at LVIS scale (1203 classes)')
-    parser.add_argument('--repeats', type=_at_least(1), default=7)
-    parser.add_argument('--warmup', type=_at_least(0), default=2)
-    parser.add_argument('--threads', type=_at_least(1), default=os.cpu_count(),
+    parser.add_argument('--repeats', type=at_least(1), default=7)
+    parser.add_argument('--warmup', type=at_least(0), default=2)
+    parser.add_argument('--threads', type=at_least(1), default=os.cpu_count(),
                         help='torch.set_num_threads (default: all cores)')
     parser.add_argument('--impls', nargs='+', choices=['fused', 'torch', 'triton', 'reference'],
                         help="implementations of the imbfocal losses to time (default: 'triton' "
@@ -319,7 +305,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         '(default: the kernels\' default tiling only)')
     parser.add_argument('--losses', nargs='+', metavar='LOSS',
                         help='only these imbfocal losses (default: all of them)')
-    parser.add_argument('--busy', type=_at_least(0), default=0, metavar='PROCESSES',
+    parser.add_argument('--busy', type=at_least(0), default=0, metavar='PROCESSES',
                         help='time everything while this many other processes each keep a '
                         'core busy (a training machine\'s data loaders, another job)')
     parser.add_argument('--out', help='write the results as JSON here')
@@ -349,7 +335,10 @@ def check_args(args: argparse.Namespace) -> None:
                          f'{known} (MMDetection\'s FocalLoss and the copy floor always run)')
     _check_device(args.device)
     if args.out:
-        _check_out(args.out)
+        try:
+            check_output_file(args.out, 'the JSON file')
+        except OSError as error:
+            raise ValueError(str(error)) from None
 
 
 def _check_device(device: str) -> None:
@@ -364,19 +353,6 @@ def _check_device(device: str) -> None:
     if parsed.type == 'cuda' and (parsed.index or 0) >= torch.cuda.device_count():
         raise ValueError(f'--device {device}: there are {torch.cuda.device_count()} CUDA '
                          'devices')
-
-
-def _check_out(out: str) -> None:
-    if os.path.isdir(out):
-        raise ValueError(f'--out {out} is a folder; give the JSON file to write')
-    folder = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(folder):
-        raise ValueError(f'--out {out}: the folder {folder} does not exist')
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise ValueError(f'--out {out}: cannot write in {folder} ({error.strerror})') from None
 
 
 @contextlib.contextmanager

@@ -18,7 +18,6 @@ source that cannot be counted, ends the tool with a one-line error and exit stat
 import argparse
 import os
 import sys
-import tempfile
 from typing import List, Optional
 
 from imbfocal.class_counts import (
@@ -29,6 +28,7 @@ from imbfocal.class_counts import (
     load_class_counts,
     save_class_counts,
 )
+from imbfocal.cli import check_output_file
 
 
 def is_json(path: str) -> bool:
@@ -76,17 +76,7 @@ def check_out(out: str, source: str, force: bool) -> None:
     Raises:
         OSError: Naming the file, and ``--force`` where that applies.
     """
-    if os.path.isdir(out):
-        raise IsADirectoryError(f'--out {out} is a folder; give the counts file to write')
-    folder = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f'--out {out}: the folder {folder} does not exist')
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise PermissionError(f'--out {out}: cannot write in {folder} ({error.strerror})') \
-            from None
+    check_output_file(out, 'the counts file')
     if os.path.exists(out) and os.path.exists(source) and os.path.samefile(out, source):
         raise FileExistsError(f'--out {out} is the source file itself; write the counts to '
                               'another file')

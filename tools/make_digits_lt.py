@@ -15,24 +15,9 @@ import argparse
 import math
 import os
 import sys
-from typing import Callable
 
+from imbfocal.cli import at_least
 from imbfocal.datasets.digits_lt import PRESETS, DigitsLTConfig, generate_digits_lt, is_up_to_date
-
-
-def at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an integer ``>= minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f'must be an integer, got {text!r}') from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f'must be an integer >= {minimum}, got {value}')
-        return value
-
-    return parse
 
 
 def imbalance_factor(text: str) -> float:
