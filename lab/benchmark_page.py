@@ -329,8 +329,9 @@ def fair_section(results_dir: str) -> str:
     return '\n'.join(parts)
 
 
-FAIR_INTRO = """Every run here: one thread, two runs side by side on the 2-core machine (minutes are
-wall time so), the commits named in the records (`settings[row]['runs']`). Focal loss gets
+FAIR_INTRO = """`lab/fair_fight.sh` holds every run of this section (and `lab/fair_fight.sh report`
+rebuilds its records). Every run: one thread, two runs side by side on the 2-core machine
+(minutes are wall time so), the commit named in the records (`settings[row]['runs']`). Focal loss gets
 the tuning budget AFL's `lam0` had: warm-up 100 / 200 / 400 iterations × peak lr 1e-3 / 2e-3 /
 4e-3 at seed 0, alpha 0.5 at the best of those, then seeds 1 and 2 for the best; AFL's `lam0`
 is then re-checked on the tuned schedule (2 / 4 / 8). The controls each change focal loss in
