@@ -329,15 +329,16 @@ def fair_section(results_dir: str) -> str:
     return '\n'.join(parts)
 
 
-FAIR_INTRO = """`lab/fair_fight.sh` holds every run of this section (and `lab/fair_fight.sh report`
+FAIR_INTRO = """`lab/fair_fight.sh` holds every run of this section (`lab/fair_fight.sh report`
 rebuilds its records). Every run: one thread, two runs side by side on the 2-core machine
-(minutes are wall time so), the commit named in the records (`settings[row]['runs']`). Focal loss gets
-the tuning budget AFL's `lam0` had: warm-up 100 / 200 / 400 iterations × peak lr 1e-3 / 2e-3 /
-4e-3 at seed 0, alpha 0.5 at the best of those, then seeds 1 and 2 for the best; AFL's `lam0`
-is then re-checked on the tuned schedule (2 / 4 / 8). The controls each change focal loss in
-one way, so that one matching AFL names where its gain comes from (`lab/controls.py`); the
-tuned schedule's warm-up already spans the damping's 400 iterations, so the warm-up control
-is the tuned focal loss itself.
+(minutes are wall time so), the commit named in the records (`settings[row]['runs']`).
+Focal loss gets at least the tuning budget AFL's `lam0` had: warm-up 100 / 200 / 400
+iterations × peak lr 1e-3 / 2e-3 / 4e-3 at seed 0, then alpha 0.5 and lr 8e-3 (past the grid's
+edge) at the best of those, then seeds 1 and 2 for the best four; AFL's `lam0` is then
+re-checked on the tuned schedule (2 / 4 / 8). The controls each change focal loss in one way,
+so that one matching AFL names where its gain comes from (`lab/controls.py`); the tuned
+schedule's warm-up already spans the damping's 400 iterations, so the warm-up control is the
+tuned focal loss itself.
 """
 
 

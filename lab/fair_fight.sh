@@ -42,14 +42,14 @@ compare() {  # compare SPLIT WORK_DIR LOSS SEEDS TAG [--lab|--log-gradients...] 
 }
 
 fight() {
-  # 1. focal loss's schedule on val: the 3 x 3 grid at seed 0, alpha 0.5 and lr 8e-3 at the
-  #    best, seeds 1 and 2 for the best three
+  # 1. focal loss's schedule on val: the 3 x 3 grid at seed 0, alpha 0.5 and lr 8e-3 (past the
+  #    grid's edge) at the best, seeds 1 and 2 for the best four
   for w in 100 200 400; do for lr in 0.001 0.002 0.004; do
     compare val "$runs" focal 0 "w$w-lr$lr-a0.25" -- $(sweep $w $lr 0.25)
   done; done
   compare val "$runs" focal 0 w400-lr0.004-a0.5 -- $(sweep 400 0.004 0.5)
   compare val "$runs" focal 0 w400-lr0.008-a0.25 -- $(sweep 400 0.008 0.25)
-  for best in "200 0.002" "200 0.004" "400 0.004"; do
+  for best in "200 0.002" "200 0.004" "400 0.004" "400 0.008"; do
     set -- $best
     compare val "$runs" focal "0 1 2" "w$1-lr$2-a0.25" -- $(sweep $1 $2 0.25)
   done
