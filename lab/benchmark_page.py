@@ -345,10 +345,10 @@ Focal loss gets more tuning than AFL's `lam0` had: warm-up 100 / 200 / 400 itera
 peak lr 1e-3 / 2e-3 / 4e-3 at seed 0, then alpha 0.5 and lr 8e-3 (past the grid's edge) at
 the best of those, seeds 1 and 2 for the best four, then lr 1.6e-2 and warm-up 600 around the
 new best (neither beat its seed 0 by more than its seed spread, so neither got more seeds);
-AFL's `lam0` is then re-checked on the tuned schedule (2 / 4 / 8). The controls each change focal loss in one way,
-so that one matching AFL names where its gain comes from (`lab/controls.py`); the tuned
-schedule's warm-up already spans the damping's 400 iterations, so the warm-up control is the
-tuned focal loss itself.
+AFL's `lam0` is then re-checked on the tuned schedule (2 / 4 / 8). The controls each change
+focal loss in one way, so that one matching AFL names where its gain comes from
+(`lab/controls.py`); the tuned schedule's warm-up already spans the damping's 400 iterations,
+so the warm-up control is the tuned focal loss itself.
 """
 
 
