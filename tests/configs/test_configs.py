@@ -333,3 +333,17 @@ def test_pretrained_weights_load_without_torchvision(path: Path):
             assert checkpoint in torchvision_files
             loader = CheckpointLoader._get_checkpoint_loader(checkpoint)
             assert loader.__name__ == 'load_from_http'
+
+
+RETINANET_LT100 = [p for p in CONFIGS if p.name.startswith('retinanet') and 'lt100' in p.name]
+
+
+@pytest.mark.parametrize('path', RETINANET_LT100, ids=_ids(RETINANET_LT100))
+def test_retinanet_lt100_trains_on_the_tuned_schedule(path: Path):
+    """Focal loss's schedule tuned on lt100's val split (docs/benchmark.md): a linear warm-up
+    over 400 of the 800 iterations to lr 8e-3, cosine decay over the whole run."""
+    cfg = load_config(path)
+    warm_up, cosine = cfg.param_scheduler
+    assert (warm_up.type, warm_up.end, cfg.optim_wrapper.optimizer.lr) == ('LinearLR', 400, 0.008)
+    assert (cosine.type, cosine.end, cosine.T_max) == ('CosineAnnealingLR', 800, 800)
+    assert cfg.train_cfg.max_iters == 800
