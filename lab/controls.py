@@ -31,6 +31,7 @@ from imbfocal.losses.adaptive_focal_loss import AdaptiveGradientMixin
 from imbfocal.losses.contract import (
     AvgFactor,
     as_float32,
+    broadcast_anchor_weight,
     check_gamma,
     check_sigmoid,
     labels_to_targets,
@@ -65,8 +66,8 @@ class _FocalControl(AdaptiveGradientMixin, ClassificationLoss):
         pred = as_float32(pred)
         t = labels_to_targets(pred, target)
         focal = focal_core(pred, t, self.gamma, self.alpha)
-        return reduce_loss(self.elementwise(focal, t, self.lam_s()), weight, reduction,
-                           avg_factor)
+        return reduce_loss(self.elementwise(focal, t, self.lam_s()),
+                           broadcast_anchor_weight(weight, pred), reduction, avg_factor)
 
 
 @MODELS.register_module()
@@ -184,4 +185,4 @@ class PolyFocalLoss(ClassificationLoss):
         alpha_t = self.alpha * t + (1 - self.alpha) * (1 - t)
         poly = self.eps * alpha_t * one_minus_p_t.pow(self.gamma + 1)
         loss = focal_core(pred, t, self.gamma, self.alpha) + poly
-        return reduce_loss(loss, weight, reduction, avg_factor)
+        return reduce_loss(loss, broadcast_anchor_weight(weight, pred), reduction, avg_factor)

@@ -42,6 +42,18 @@ def test_registered_and_take_focal_losss_config_keys(name):
         MODELS.build(dict(type=name, use_sigmoid=False))
 
 
+@pytest.mark.parametrize('name', ['DampedFocalLoss', 'PositiveRampFocalLoss', 'PolyFocalLoss'])
+def test_anchor_weights_as_a_head_passes_them(name):
+    """RetinaNet's head passes one weight per anchor, ``(N,)``; with lam0 = 0 (and eps = 0)
+    every control is focal loss, weights included."""
+    pred, labels = _batch()
+    weight = torch.rand(N, dtype=torch.float64)
+    params = dict(eps=0.0) if name == 'PolyFocalLoss' else dict(lam0=0.0, agf_iters=10)
+    loss = MODELS.build(dict(type=name, **params)).train()
+    torch.testing.assert_close(loss(pred, labels, weight, avg_factor=5.0),
+                               _focal(pred, labels, weight=weight, avg_factor=5.0))
+
+
 def test_damping_on_all_elements_is_afl_without_class_weights():
     pred, labels = _batch()
     afl = AdaptiveFocalLoss(beta=0.0, lam0=4.0, agf_iters=10, class_counts=[5] * C).train()
