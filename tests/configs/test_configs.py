@@ -14,8 +14,6 @@ from pathlib import Path
 import mmdet
 import pytest
 import torch
-from detector_smoke import (COUNTED_LOSSES, build_detector, classification_losses, one_thread,
-                            set_class_counts, shrink_model, train_and_predict)
 from mmdet import registry as mmdet_registry
 from mmdet.registry import DATASETS, MODELS
 from mmdet.utils import register_all_modules
@@ -25,6 +23,16 @@ from mmengine.evaluator import Evaluator
 from mmengine.optim import build_optim_wrapper
 
 import imbfocal  # noqa: F401  (registers imbfocal's modules)
+
+from detector_smoke import (
+    COUNTED_LOSSES,
+    build_detector,
+    classification_losses,
+    one_thread,
+    set_class_counts,
+    shrink_model,
+    train_and_predict,
+)
 
 register_all_modules()
 
@@ -304,7 +312,20 @@ def test_model_bases_match_mmdetection():
     assert centernet.bbox_head.pop('prior_prob') == 0.01
     assert centernet.data_preprocessor.pop('pad_size_divisor') == 32
     mmdet_centernet.bbox_head.pop('type')
+    # The same ImageNet file, named by its address instead of MMEngine's torchvision:// alias.
+    mmdet_weights = mmdet_centernet.backbone.init_cfg.pop('checkpoint')
+    assert mmdet_weights == 'torchvision://resnet18'
+    assert centernet.backbone.init_cfg.pop('checkpoint') == _torchvision_files()['resnet18']
     assert centernet.to_dict() == mmdet_centernet.to_dict()
+
+
+def _torchvision_files() -> dict:
+    """MMEngine's table from a ``torchvision://NAME`` alias to the file's address."""
+    import json
+
+    import mmengine
+    with open(Path(mmengine.__file__).parent / 'hub' / 'torchvision_0.12.json') as f:
+        return json.load(f)
 
 
 def _pretrained_checkpoints(node) -> list:
@@ -321,12 +342,8 @@ def _pretrained_checkpoints(node) -> list:
 def test_pretrained_weights_load_without_torchvision(path: Path):
     """MMEngine resolves 'torchvision://NAME' by importing torchvision, which has no build for
     the project's CPU torch; the configs name the same files by their address."""
-    import json
-
-    import mmengine
     from mmengine.runner.checkpoint import CheckpointLoader
-    with open(Path(mmengine.__file__).parent / 'hub' / 'torchvision_0.12.json') as f:
-        torchvision_files = set(json.load(f).values())
+    torchvision_files = set(_torchvision_files().values())
     for checkpoint in _pretrained_checkpoints(load_config(path).to_dict()):
         assert not checkpoint.startswith('torchvision://'), checkpoint
         if checkpoint.startswith('https://download.pytorch.org/'):
