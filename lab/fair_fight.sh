@@ -2,14 +2,15 @@
 # The lt100 fair fight, as run: AFL against focal loss tuned with the same budget, the
 # controls of AFL's damping, and three times the schedule (docs/benchmark.md, "The fair
 # fight"). Every call is tools/compare_losses.py, which keeps finished runs, so the script
-# can be stopped and started again; the runs use one thread each (OMP_NUM_THREADS=1) and were
-# run two at a time on the 2-core machine. `lab/fair_fight.sh report` rebuilds the records in
-# docs/results/ from the finished runs (tools/compare_losses.py --report-only) and the page.
+# can be stopped and started again; each run uses THREADS threads (default 2: one run at a
+# time on the 2-core machine; 1 for two side by side). `lab/fair_fight.sh report` rebuilds
+# the records in docs/results/ from the runs that finished (tools/compare_losses.py
+# --report-only, each row over its finished seeds) and the page.
 #
 # Usage: lab/fair_fight.sh [run|report]   (DATA=data/digits_lt100 RUNS=work_dirs/fair)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+export OMP_NUM_THREADS=${THREADS:-2} MKL_NUM_THREADS=${THREADS:-2}
 py=${PYTHON:-.venv/bin/python}
 data=${DATA:-data/digits_lt100}
 runs=${RUNS:-work_dirs/fair}
@@ -37,6 +38,14 @@ compare() {  # compare SPLIT WORK_DIR LOSS SEEDS TAG [--lab|--log-gradients...] 
   local flags=()
   while [ "$#" -gt 0 ] && [ "$1" != -- ]; do flags+=("$1"); shift; done
   shift
+  if [ -n "${REPORT:-}" ]; then  # the record holds the seeds whose run finished
+    local finished=() seed
+    for seed in $seeds; do
+      [ -f "$dir/$split/${loss}_$tag/seed$seed/run_finished.json" ] && finished+=("$seed")
+    done
+    [ "${#finished[@]}" -eq 0 ] && return 0
+    seeds="${finished[*]}"
+  fi
   # shellcheck disable=SC2086
   "$py" tools/compare_losses.py --detector retinanet --split "$split" --data-root "$data" \
     --work-dir "$dir" --losses "$loss" --seeds $seeds --tag "$tag" "${flags[@]}" \
@@ -82,12 +91,15 @@ case "${1:-run}" in
   run) fight ;;
   report)
     REPORT=1 fight
-    cp "$runs/results_val.json" docs/results/lt100_fair_retinanet_val.json
-    cp "$runs/results_test.json" docs/results/lt100_fair_retinanet_test.json
-    cp "$runs/3x/results_test.json" docs/results/lt100_fair_retinanet_3x_test.json
-    mkdir -p docs/results/mechanism
+    # a split none of whose runs finished has no record
+    for pair in "results_val val" "results_test test" "3x/results_test 3x_test"; do
+      set -- $pair
+      [ -f "$runs/$1.json" ] && cp "$runs/$1.json" "docs/results/lt100_fair_retinanet_$2.json"
+    done
     for row in "focal_$T" "afl_$T-lam4.0"; do
-      cp "$runs/test/$row/seed0/gradient_groups.jsonl" "docs/results/mechanism/${row}_seed0.jsonl"
+      log="$runs/test/$row/seed0/gradient_groups.jsonl"
+      [ -f "$log" ] && mkdir -p docs/results/mechanism &&
+        cp "$log" "docs/results/mechanism/${row}_seed0.jsonl"
     done
     "$py" tools/benchmark_page.py ;;
   *) echo "usage: lab/fair_fight.sh [run|report]" >&2; exit 2 ;;
