@@ -28,10 +28,12 @@ def config_root() -> Path:
 
 
 def list_configs(pattern: str = '') -> List[str]:
-    """Names (without ``.py``) of the shipped configs containing ``pattern``, sorted."""
-    root = config_root()
-    return sorted(path.stem for path in root.glob('*/*.py')
-                  if path.parent.name != '_base_' and pattern in path.stem)
+    """Names (without ``.py``) of the shipped configs containing ``pattern``, sorted;
+    ``DETECTOR/PATTERN`` (``retinanet/afl``) keeps those under that detector's folder."""
+    folder, _, pattern = pattern.rpartition('/')
+    return sorted(path.stem for path in config_root().glob('*/*.py')
+                  if path.parent.name != '_base_' and folder in ('', path.parent.name)
+                  and pattern in path.stem)
 
 
 def config_path(name: str) -> Path:
@@ -80,7 +82,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog='python -m imbfocal.configs',
                                      description=__doc__.split('\n')[0])
     commands = parser.add_subparsers(dest='command', required=True)
-    listing = commands.add_parser('list', help='the shipped config names (containing PATTERN)')
+    listing = commands.add_parser(
+        'list', help='the shipped config names (containing PATTERN; DETECTOR/PATTERN: under '
+        "that detector's folder)")
     listing.add_argument('pattern', nargs='?', default='')
     path = commands.add_parser('path', help="a shipped config's file")
     path.add_argument('name')

@@ -248,6 +248,10 @@ def test_configs_cli_takes_detector_folders_and_says_where_a_name_is(capsys):
     captured = capsys.readouterr()
     assert captured.out == '' and "no shipped config name contains 'no-such-pattern'" in \
         captured.err
+    assert main(['list', 'retinanet/afl_800it']) == 0  # the folder as `path` takes it
+    assert capsys.readouterr().out.split() == ['retinanet_r18_fpn_afl_800it_digits-lt100']
+    assert main(['list', 'fcos/retinanet']) == 1
+    capsys.readouterr()
 
 
 # --- configs travel with the package ------------------------------------------------------------
