@@ -338,17 +338,17 @@ def fair_section(results_dir: str) -> str:
     return '\n'.join(parts)
 
 
-FAIR_INTRO = """`lab/fair_fight.sh` holds every run of this section (`lab/fair_fight.sh report`
-rebuilds its records). Every run: one thread, two runs side by side on the 2-core machine
-(minutes are wall time so), the commit named in the records (`settings[row]['runs']`).
-Focal loss gets more tuning than AFL's `lam0` had: warm-up 100 / 200 / 400 iterations ×
-peak lr 1e-3 / 2e-3 / 4e-3 at seed 0, then alpha 0.5 and lr 8e-3 (past the grid's edge) at
-the best of those, seeds 1 and 2 for the best four, then lr 1.6e-2 and warm-up 600 around the
-new best (neither beat its seed 0 by more than its seed spread, so neither got more seeds);
-AFL's `lam0` is then re-checked on the tuned schedule (2 / 4 / 8). The controls each change
-focal loss in one way, so that one matching AFL names where its gain comes from
-(`lab/controls.py`); the tuned schedule's warm-up already spans the damping's 400 iterations,
-so the warm-up control is the tuned focal loss itself.
+FAIR_INTRO = """`lab/fair_fight.sh` lists every run of this section; `lab/fair_fight.sh report`
+rebuilds the records from the runs that finished, and a table shows the rows whose records
+are in `docs/results/` (each run's seed, threads, minutes and commit: `settings[row]['runs']`).
+Focal loss gets a tuning budget at least the size of AFL's `lam0` sweep: warm-up 100 / 200 /
+400 iterations × peak lr 1e-3 / 2e-3 / 4e-3, alpha 0.5, and lr 8e-3 and 1.6e-2 and warm-up
+600 past the grid's edge, on val; the table below holds the sweep's runs kept in the records.
+Its best, warm-up 400 and lr 8e-3, is the schedule every lt100 RetinaNet config trains on;
+AFL's `lam0` is re-checked on it (2 / 4 / 8). The controls each change focal loss in one way,
+so that one matching AFL names where its gain comes from (`lab/controls.py`); the tuned
+warm-up already spans the damping's 400 iterations, so the warm-up control is the tuned focal
+loss itself.
 """
 
 
