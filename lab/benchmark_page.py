@@ -300,17 +300,18 @@ def fair_section(results_dir: str) -> str:
     """The focal baseline tuned with AFL's budget, the controls of the damping, 3x, and the
     mechanism plots; empty until the records exist."""
     val = load('lt100_fair_retinanet_val', results_dir)
-    if val is None:
+    if val is None and load('lt100_fair_retinanet_test', results_dir) is None:
         return ''
     parts = ['## The fair fight: AFL against a tuned focal loss\n', FAIR_INTRO]
     sweep = sweep_rows(val)
-    parts.append('### Focal loss\'s schedule, val split\n')
-    parts.append('Sorted by val AP; the other losses then train on the best.\n')
-    parts.append(metrics_table(val, sweep))
+    if sweep:
+        parts.append('### Focal loss\'s schedule, val split\n')
+        parts.append('Sorted by val AP; the other losses then train on the best.\n')
+        parts.append(metrics_table(val, sweep))
     runner_up = [Row(f'focal_{RUNNER_UP}', f'focal loss ({_sweep_label(RUNNER_UP)})'),
                  Row(f'afl_{RUNNER_UP}-lam{AFL_LAM0}', f'AFL, lam0 {AFL_LAM0:g}'),
                  Row(f'focal_{RUNNER_UP}-damped', CONTROLS[0][1])]
-    if runner_up[1].key in val['runs']:
+    if val is not None and runner_up[1].key in val['runs']:
         parts.append('### On the runner-up schedule (lr 4e-3), val split\n')
         parts.append(metrics_table(val, runner_up))
         parts.append('Paired with focal loss on this schedule, seed by seed:\n')
