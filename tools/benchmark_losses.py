@@ -248,12 +248,12 @@ def run_scale(scale: str, n: int, args: argparse.Namespace) -> Dict:
     dtype = getattr(torch, args.dtype)
     inputs = make_inputs(n, num_classes, args.device, dtype)
     impls = args.impls or (['triton', 'torch'] if args.device.startswith('cuda') else ['fused'])
-    cases = baseline_cases(args.device) + imbfocal_cases(num_classes, args.device, impls,
-                                                         args.tilings)
+    # --losses picks among imbfocal's losses; every baseline is timed whatever it names.
+    cases = baseline_cases(args.device) + [
+        case for case in imbfocal_cases(num_classes, args.device, impls, args.tilings)
+        if not args.losses or case.name in args.losses]
     rows = []
     for case in cases:
-        if args.losses and case.name not in args.losses and case.name not in (MMDET, FLOOR):
-            continue
         rows.append(measure(case, inputs, args))
         print(f'  {scale}: {case.name} ({case.impl}): {rows[-1].get("time_ms_median", "-")}',
               flush=True)

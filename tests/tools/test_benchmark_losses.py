@@ -53,6 +53,11 @@ def test_busy_mode_runs_and_stops_its_spinners(tmp_path):
     assert report['config']['busy_processes'] == 1
     assert report['scales'][0]['results'][0]['status'] == 'ok'
     assert _spinners() == before  # the competing process is gone
+    # --losses picks imbfocal's losses only: every baseline keeps its row (torchvision's,
+    # installed or not, was dropped)
+    assert [row['loss'] for row in report['scales'][0]['results']] == [
+        'mmdet FocalLoss', 'torchvision sigmoid_focal_loss', 'floor (copy of logits)',
+        'ClassBalancedFocalLoss']
 
 
 def _spinners():
