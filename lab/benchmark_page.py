@@ -328,8 +328,9 @@ def fair_section(results_dir: str) -> str:
         ref = reference + ('-3x' if name.endswith('3x_test') else '')
         parts.append(title + '\n')
         parts.append(metrics_table(record, rows))
-        parts.append('Paired with the tuned focal loss, seed by seed:\n')
-        parts.append(paired_table(record, rows, ref))
+        if any(row.key in record['runs'] and row.key != ref for row in rows):
+            parts.append('Paired with the tuned focal loss, seed by seed:\n')
+            parts.append(paired_table(record, rows, ref))
     for png, caption in (('lt100_fair_gradient_groups.png', 'Where the classification gradient '
                           'goes, test runs of seed 0'),
                          ('lt100_fair_per_class_difference.png', 'AFL minus the tuned focal '
@@ -387,8 +388,8 @@ UNTUNED = 'focal untuned'
 CENTERNET = 'CenterNet: not measured against a tuned focal loss'
 LOSSES = [
     LossEntry('AdaptiveFocalLoss', 'rare classes matter (the recommended loss)',
-              ('lam0', 'beta', 'max_weight'), 'lt100_retinanet_test',
-              'afl_lam4.0', 'focal', 'RetinaNet', UNTUNED),
+              ('lam0', 'beta', 'max_weight'), 'lt100_fair_retinanet_test',
+              f'afl_{TUNED}-lam{AFL_LAM0}', f'focal_{TUNED}', 'RetinaNet', 'focal tuned'),
     LossEntry('ParameterFreeLoss', 'no class counts and no tuning',
               ('negative', ), 'lt100_retinanet_test', 'pf', 'focal', 'RetinaNet', UNTUNED),
     LossEntry('ClassBalancedFocalLoss', 'a class-weighted baseline',
