@@ -418,7 +418,28 @@ def losses_block(results_dir: str = RESULTS) -> str:
             entry.baseline)
         lines.append(f'| `{entry.name}` | {entry.when} | '
                      f'{defaults(classes[entry.name], entry.parameters)} | {cell} |')
+    variants = []
+    for text, name, key, reference in VARIANTS:
+        record = load(name, results_dir)
+        if record is not None and key in record['runs'] and reference in record['runs']:
+            variants.append(f'{text}: ' + evidence(record, key, reference, 'RetinaNet',
+                                                   'focal tuned, same schedule'))
+    if variants:
+        lines.append('\nAgainst the tuned focal loss on lt100 test, ' + '; '.join(variants) + '.')
     return '\n'.join(lines) + '\n'
+
+
+# Settings quoted under the which-loss table: (text, record, row, the focal row it is paired
+# with).
+VARIANTS = [
+    ('the damping alone, `AdaptiveFocalLoss(beta=0.0)` (no class weights, no class counts)',
+     'lt100_fair_retinanet_test', f'focal_{TUNED}-damped', f'focal_{TUNED}'),
+    ("a control without per-element adaptivity, focal loss with every positive scaled by "
+     "the batch's mean damping of the positives, negatives untouched (`lab/controls.py`)",
+     'lt100_fair_retinanet_test', f'focal_{TUNED}-ramp', f'focal_{TUNED}'),
+    ('AFL at 3x the schedule (2,400 iterations)', 'lt100_fair_retinanet_3x_test',
+     f'afl_{TUNED}-lam{AFL_LAM0}-3x', f'focal_{TUNED}-3x'),
+]
 
 
 # --- speed -----------------------------------------------------------------------------------

@@ -141,6 +141,8 @@ class PositiveRampFocalLoss(_FocalControl):
     def elementwise(self, focal: Tensor, target: Tensor, lam_s: float) -> Tensor:
         positives = target > 0
         if not lam_s or not positives.any():
+            if self.training:  # the log would otherwise repeat the last factor applied
+                log_scalars(ramp_r_s=1.0)
             return focal
         r_s = (1 / (1 + lam_s * focal.detach()[positives])).mean()
         if self.training:

@@ -82,6 +82,7 @@ fight() {
   compare test "$runs" focal "0 1 2" "$T" --log-gradients -- $TUNED
   compare test "$runs" afl "0 1 2" "$T-lam4.0" --log-gradients -- $TUNED $L.lam0=4.0
   compare test "$runs" focal "0 1 2" "$T-damped" --lab -- $TUNED $L.type=DampedFocalLoss
+  compare test "$runs" focal "0 1 2" "$T-ramp" --lab -- $TUNED $L.type=PositiveRampFocalLoss
   # 4. three times the schedule, test
   compare test "$runs/3x" focal "0 1 2" "$T-3x" -- $TUNED $X3
   compare test "$runs/3x" afl "0 1 2" "$T-lam4.0-3x" -- $TUNED $L.lam0=4.0 $X3
