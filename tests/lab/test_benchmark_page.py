@@ -53,7 +53,7 @@ def _readme_defaults() -> dict:
     block = re.search(r'<!-- benchmark:losses -->\n(.*?)<!-- /benchmark:losses -->',
                       README.read_text(), re.S).group(1)
     table = {}
-    for line in block.splitlines()[2:]:
+    for line in [line for line in block.splitlines() if line.startswith('|')][2:]:
         cells = [c.strip() for c in line.strip('|').split('|')]
         name = cells[0].strip('`')
         table[name] = dict(re.findall(r'`(\w+)=([^`]+)`', cells[2]))
