@@ -67,8 +67,20 @@ def run_mmdet_tool(name: str) -> None:
         SystemExit: With the fix, when a config's ``_base_`` names ``imbfocal::`` (MMEngine
             resolves ``::`` only for the OpenMMLab packages it knows).
     """
-    if launched_by_torchrun_without_cuda(sys.argv):
+    own_group = launched_by_torchrun_without_cuda(sys.argv)
+    if own_group:
         init_cpu_process_group()
+    try:
+        _run_tool(name)
+    finally:
+        # A gloo group still open at interpreter exit can abort the process ("terminate
+        # called without an active exception") after a run that finished.
+        if own_group and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _run_tool(name: str) -> None:
+    """``runpy`` of MMDetection's tool, its known misconfigurations ended in one line."""
     try:
         runpy.run_path(mmdet_tool_path(name), run_name='__main__')
     except ValueError as error:
