@@ -91,6 +91,8 @@ fight() {
 case "${1:-run}" in
   run) fight ;;
   report)
+    # the records start empty, so a row the script no longer lists cannot linger in them
+    rm -f "$runs/results_val.json" "$runs/results_test.json" "$runs/3x/results_test.json"
     REPORT=1 fight
     # a split none of whose runs finished has no record
     for pair in "results_val val" "results_test test" "3x/results_test 3x_test"; do
