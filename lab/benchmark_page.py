@@ -317,20 +317,30 @@ def fair_section(results_dir: str) -> str:
         parts.append('Paired with focal loss on this schedule, seed by seed:\n')
         parts.append(paired_table(val, runner_up, runner_up[0].key))
     reference = f'focal_{TUNED}'
-    for title, name, rows in (
-            ('### On the tuned schedule, val split', 'lt100_fair_retinanet_val', fair_rows()),
-            ('### On the tuned schedule, test split', 'lt100_fair_retinanet_test', fair_rows()),
+    for title, name, rows, intro in (
+            ('### On the tuned schedule, val split', 'lt100_fair_retinanet_val', fair_rows(),
+             ''),
+            ('### On the tuned schedule, test split', 'lt100_fair_retinanet_test', fair_rows(),
+             ''),
             ('### Three times the schedule (2,400 iterations), test split',
-             'lt100_fair_retinanet_3x_test', fair_rows((AFL_LAM0, ), '-3x'))):
+             'lt100_fair_retinanet_3x_test', fair_rows((AFL_LAM0, ), '-3x'), FAIR_3X)):
         record = load(name, results_dir)
         if record is None:
             continue
         ref = reference + ('-3x' if name.endswith('3x_test') else '')
         parts.append(title + '\n')
+        if intro:
+            parts.append(intro)
         parts.append(metrics_table(record, rows))
         if any(row.key in record['runs'] and row.key != ref for row in rows):
             parts.append('Paired with the tuned focal loss, seed by seed:\n')
             parts.append(paired_table(record, rows, ref))
+        damped, afl = f'focal_{TUNED}-damped', f'afl_{TUNED}-lam{AFL_LAM0}'
+        if (name.endswith('_val') and {afl, damped} <= set(record['runs'])
+                and len(set(seeds_of(record, damped)) & set(seeds_of(record, afl))) > 1):
+            parts.append('The damping alone paired with AFL, seed by seed (what the class '
+                         'weights add):\n')
+            parts.append(paired_table(record, [Row(damped, CONTROLS[0][1])], afl))
     test = load('lt100_fair_retinanet_test', results_dir)
     if test is not None and f'focal_{TUNED}-ramp' in test['runs']:
         parts.append(FAIR_READING)
@@ -354,6 +364,13 @@ AFL's `lam0` is re-checked on it (2 / 4 / 8). The controls each change focal los
 so that one matching AFL names where its gain comes from (`lab/controls.py`); the tuned
 warm-up already spans the damping's 400 iterations, so the warm-up control is the tuned focal
 loss itself.
+"""
+
+
+FAIR_3X = """Both on the tuned schedule stretched to 2,400 iterations (about 39 epochs): the
+cosine decay over all of them, the warm-up still 400 iterations. AFL's damping fades over
+half the run (`agf_fraction=0.5`, here 1,200 iterations), as it does when a config's
+schedule is lengthened. One thread a run, two runs side by side.
 """
 
 

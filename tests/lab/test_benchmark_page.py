@@ -81,3 +81,47 @@ def test_the_wheel_carries_no_benchmark_harness(tmp_path):
     assert any(n.startswith('imbfocal/.mim/configs/') for n in names)
     assert not [n for n in names if n.startswith('lab/') or 'devtools' in n
                 or n.endswith(('runs.py', 'plots.py', 'benchmarking.py'))]
+
+
+def _fair_record(split: str, rows: dict) -> dict:
+    """A record of ``{row: {seed: AP}}`` (every summary metric set to that AP)."""
+    keys = ('lvis/bbox_mAP', 'lvis/bbox_mAP_50', 'lvis/bbox_APr', 'lvis/bbox_APc',
+            'lvis/bbox_APf')
+    return {
+        'detector': 'retinanet', 'benchmark': 'lt100', 'split': split, 'reference': 'focal',
+        'runs': {row: [dict.fromkeys(keys, ap) for ap in by_seed.values()]
+                 for row, by_seed in rows.items()},
+        'settings': {row: {'seeds': list(by_seed)} for row, by_seed in rows.items()},
+        'minutes': {row: [6.0] * len(by_seed) for row, by_seed in rows.items()},
+    }
+
+
+def test_fair_section_pairs_the_damping_with_afl_on_val_and_introduces_3x(tmp_path):
+    """Val: the damping alone against AFL over the seeds both ran (0 and 1; seed 2 of the
+    damping has no AFL partner). Damped minus AFL: seed 0 0.71 - 0.70 = +1.0 points, seed 1
+    0.70 - 0.72 = -2.0; mean -0.5, sample std sqrt(1.5^2 + 1.5^2) = 2.1."""
+    import json
+    tuned, lam0 = benchmark_page.TUNED, benchmark_page.AFL_LAM0
+    focal, afl, damped = f'focal_{tuned}', f'afl_{tuned}-lam{lam0}', f'focal_{tuned}-damped'
+    val = _fair_record('val', {focal: {0: 0.69}, afl: {0: 0.70, 1: 0.72},
+                               damped: {0: 0.71, 1: 0.70, 2: 0.73}})
+    x3 = _fair_record('test', {f'{focal}-3x': {0: 0.75}, f'{afl}-3x': {0: 0.76}})
+    (tmp_path / 'lt100_fair_retinanet_val.json').write_text(json.dumps(val))
+    (tmp_path / 'lt100_fair_retinanet_3x_test.json').write_text(json.dumps(x3))
+    section = benchmark_page.fair_section(str(tmp_path))
+    damping_vs_afl = section.split('The damping alone paired with AFL')[1]
+    row = next(line for line in damping_vs_afl.splitlines() if line.startswith('| focal'))
+    assert row.split(' | ')[1:3] == ['2', '-0.5 ± 2.1'], row
+    assert benchmark_page.FAIR_3X in section
+    assert '| **AFL, lam0 4 (default)** | 1 | +1.0 |' in section.split('Three times')[1]
+
+
+def test_fair_section_leaves_out_the_damping_against_afl_with_one_shared_seed(tmp_path):
+    import json
+    tuned, lam0 = benchmark_page.TUNED, benchmark_page.AFL_LAM0
+    val = _fair_record('val', {f'focal_{tuned}': {0: 0.69}, f'afl_{tuned}-lam{lam0}': {0: 0.7},
+                               f'focal_{tuned}-damped': {0: 0.71}})
+    (tmp_path / 'lt100_fair_retinanet_val.json').write_text(json.dumps(val))
+    section = benchmark_page.fair_section(str(tmp_path))
+    assert 'On the tuned schedule, val split' in section
+    assert 'The damping alone paired with AFL' not in section
