@@ -296,11 +296,22 @@ def fair_rows(lam0s: Sequence[float] = (2.0, 4.0, 8.0), suffix: str = '') -> Lis
     return rows
 
 
+def damping_against_afl(val: dict) -> str:
+    """The damping alone paired with AFL on val, once they share more than one seed."""
+    damped, afl = f'focal_{TUNED}-damped', f'afl_{TUNED}-lam{AFL_LAM0}'
+    if (not {afl, damped} <= set(val['runs'])
+            or len(set(seeds_of(val, damped)) & set(seeds_of(val, afl))) < 2):
+        return ''
+    return ('The damping alone paired with AFL, seed by seed (what the class weights add):\n\n'
+            + paired_table(val, [Row(damped, CONTROLS[0][1])], afl))
+
+
 def fair_section(results_dir: str) -> str:
     """The focal baseline tuned with AFL's budget, the controls of the damping, 3x, and the
     mechanism plots; empty until the records exist."""
-    val = load('lt100_fair_retinanet_val', results_dir)
-    if val is None and load('lt100_fair_retinanet_test', results_dir) is None:
+    val, test, x3 = (load(f'lt100_fair_retinanet_{split}', results_dir)
+                     for split in ('val', 'test', '3x_test'))
+    if val is None and test is None:
         return ''
     parts = ['## The fair fight: AFL against a tuned focal loss\n', FAIR_INTRO]
     sweep = sweep_rows(val)
@@ -317,17 +328,13 @@ def fair_section(results_dir: str) -> str:
         parts.append('Paired with focal loss on this schedule, seed by seed:\n')
         parts.append(paired_table(val, runner_up, runner_up[0].key))
     reference = f'focal_{TUNED}'
-    for title, name, rows, intro in (
-            ('### On the tuned schedule, val split', 'lt100_fair_retinanet_val', fair_rows(),
-             ''),
-            ('### On the tuned schedule, test split', 'lt100_fair_retinanet_test', fair_rows(),
-             ''),
-            ('### Three times the schedule (2,400 iterations), test split',
-             'lt100_fair_retinanet_3x_test', fair_rows((AFL_LAM0, ), '-3x'), FAIR_3X)):
-        record = load(name, results_dir)
+    for title, record, rows, ref, intro in (
+            ('### On the tuned schedule, val split', val, fair_rows(), reference, ''),
+            ('### On the tuned schedule, test split', test, fair_rows(), reference, ''),
+            ('### Three times the schedule (2,400 iterations), test split', x3,
+             fair_rows((AFL_LAM0, ), '-3x'), reference + '-3x', FAIR_3X)):
         if record is None:
             continue
-        ref = reference + ('-3x' if name.endswith('3x_test') else '')
         parts.append(title + '\n')
         if intro:
             parts.append(intro)
@@ -335,13 +342,8 @@ def fair_section(results_dir: str) -> str:
         if any(row.key in record['runs'] and row.key != ref for row in rows):
             parts.append('Paired with the tuned focal loss, seed by seed:\n')
             parts.append(paired_table(record, rows, ref))
-        damped, afl = f'focal_{TUNED}-damped', f'afl_{TUNED}-lam{AFL_LAM0}'
-        if (name.endswith('_val') and {afl, damped} <= set(record['runs'])
-                and len(set(seeds_of(record, damped)) & set(seeds_of(record, afl))) > 1):
-            parts.append('The damping alone paired with AFL, seed by seed (what the class '
-                         'weights add):\n')
-            parts.append(paired_table(record, [Row(damped, CONTROLS[0][1])], afl))
-    test = load('lt100_fair_retinanet_test', results_dir)
+        if record is val and (pairing := damping_against_afl(val)):
+            parts.append(pairing)
     if test is not None and f'focal_{TUNED}-ramp' in test['runs']:
         parts.append(FAIR_READING)
     for png, caption in (('lt100_fair_gradient_groups.png', 'Where the classification gradient '

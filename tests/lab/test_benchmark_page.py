@@ -1,6 +1,7 @@
 """docs/benchmark.md and the README's result blocks are what the JSON run records give, and
 the README stays a user's document."""
 import inspect
+import json
 import re
 import subprocess
 import sys
@@ -34,7 +35,7 @@ def test_a_changed_record_makes_the_page_stale(tmp_path):
     entry = benchmark_page.LOSSES[0]  # a record the README's which-loss table quotes
     record = benchmark_page.load(entry.record, str(results))
     record['runs'][entry.key][0]['lvis/bbox_mAP'] += 0.05
-    (results / f'{entry.record}.json').write_text(__import__('json').dumps(record))
+    (results / f'{entry.record}.json').write_text(json.dumps(record))
     assert set(benchmark_page.stale(str(results))) == {benchmark_page.PAGE,
                                                         benchmark_page.README}
 
@@ -100,7 +101,6 @@ def test_fair_section_pairs_the_damping_with_afl_on_val_and_introduces_3x(tmp_pa
     """Val: the damping alone against AFL over the seeds both ran (0 and 1; seed 2 of the
     damping has no AFL partner). Damped minus AFL: seed 0 0.71 - 0.70 = +1.0 points, seed 1
     0.70 - 0.72 = -2.0; mean -0.5, sample std sqrt(1.5^2 + 1.5^2) = 2.1."""
-    import json
     tuned, lam0 = benchmark_page.TUNED, benchmark_page.AFL_LAM0
     focal, afl, damped = f'focal_{tuned}', f'afl_{tuned}-lam{lam0}', f'focal_{tuned}-damped'
     val = _fair_record('val', {focal: {0: 0.69}, afl: {0: 0.70, 1: 0.72},
@@ -117,7 +117,6 @@ def test_fair_section_pairs_the_damping_with_afl_on_val_and_introduces_3x(tmp_pa
 
 
 def test_fair_section_leaves_out_the_damping_against_afl_with_one_shared_seed(tmp_path):
-    import json
     tuned, lam0 = benchmark_page.TUNED, benchmark_page.AFL_LAM0
     val = _fair_record('val', {f'focal_{tuned}': {0: 0.69}, f'afl_{tuned}-lam{lam0}': {0: 0.7},
                                f'focal_{tuned}-damped': {0: 0.71}})
