@@ -49,8 +49,18 @@ def seeds_of(record: dict, key: str) -> List[int]:
     return list(record['settings'][key]['seeds'])
 
 
-def minutes_of(record: dict, key: str) -> Tuple[float, float]:
-    return mean_std(record.get('minutes', {}).get(key, []))
+def minutes_cell(record: dict, key: str) -> str:
+    """Row ``key``'s mean minutes a run, one mean per thread count where the record has each
+    run's (``5.9 (2); 11.6 (1)``: 2-thread runs alone, 1-thread runs two side by side)."""
+    runs = record.get('settings', {}).get(key, {}).get('runs', [])
+    if runs and all(run.get('omp_num_threads') for run in runs):
+        by_threads: Dict[str, List[float]] = {}
+        for run in runs:
+            by_threads.setdefault(run['omp_num_threads'], []).append(run['minutes'])
+        return '; '.join(f'{mean_std(minutes)[0]:.1f} ({threads})' for threads, minutes in
+                         sorted(by_threads.items(), key=lambda item: -int(item[0])))
+    minutes, _ = mean_std(record.get('minutes', {}).get(key, []))
+    return 'n/a' if math.isnan(minutes) else f'{minutes:.1f}'
 
 
 def _pm(mean: float, std: float, n: int, signed: bool = False) -> str:
@@ -62,17 +72,17 @@ def _pm(mean: float, std: float, n: int, signed: bool = False) -> str:
 
 def metrics_table(record: dict, rows: Sequence[Row]) -> str:
     """``| setting | seeds | AP | AP50 | APr | APc | APf | min / run |`` for ``rows``, mean ±
-    sample std over each row's seeds (a single seed: its value)."""
+    sample std over each row's seeds (a single seed: its value), minutes by thread count
+    (:func:`minutes_cell`)."""
     rows = [row for row in rows if row.key in record['runs']]
     summary = summarise({row.key: record['runs'][row.key] for row in rows})
-    lines = ['| setting | seeds | ' + ' | '.join(SUMMARY_KEYS) + ' | min / run |',
+    lines = ['| setting | seeds | ' + ' | '.join(SUMMARY_KEYS) + ' | min / run (threads) |',
              '|---|---|' + '---|' * (len(SUMMARY_KEYS) + 1)]
     for row in rows:
         n = len(record['runs'][row.key])
         cells = [_pm(*summary[row.key][k], n) for k in SUMMARY_KEYS]
-        minutes, _ = minutes_of(record, row.key)
         lines.append(f'| {row.label} | {n} | ' + ' | '.join(cells) +
-                     f" | {'n/a' if math.isnan(minutes) else f'{minutes:.1f}'} |")
+                     f' | {minutes_cell(record, row.key)} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -574,13 +584,14 @@ side on cluttered 128×128 images); the train split long-tailed (300 down to 2 i
 class; by LVIS's rule 33 rare, 45 common, 22 frequent classes), val and test balanced and
 drawn from source digits of their own. RetinaNet R-18 (`retinanet_r18_fpn_<loss>_800it_
 digits-lt100.py`: the digit-pretrained half-width ResNet-18, GroupNorm head, AdamW, 800
-iterations of 16 images) on this project's 2-core CPU machine, one training at a time,
-through `tools/compare_losses.py`. **Settings are chosen on val; final tables come from test,
+iterations of 16 images) on this project's 2-core CPU machine through
+`tools/compare_losses.py`. **Settings are chosen on val; final tables come from test,
 run once per setting and training seed.** AP in points (COCO AP over IoU 0.50:0.95; APr / APc
 / APf by LVIS's rule on training images). A training seed fixes the initialisation and the
 data order for every loss, so differences are paired by seed: mean ± sample std of the
 per-seed differences. A difference inside its spread is not a result. Minutes are train +
-evaluation per run.
+evaluation per run, by thread count: "5.9 (2)" is 2-thread runs one at a time, "11.6 (1)"
+1-thread runs two side by side.
 """
 
 

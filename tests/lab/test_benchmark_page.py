@@ -124,3 +124,16 @@ def test_fair_section_leaves_out_the_damping_against_afl_with_one_shared_seed(tm
     section = benchmark_page.fair_section(str(tmp_path))
     assert 'On the tuned schedule, val split' in section
     assert 'The damping alone paired with AFL' not in section
+
+
+def test_minutes_are_split_by_thread_count_where_the_record_has_it():
+    """Two 2-thread runs (6.0 and 5.0 min: mean 5.5) and one 1-thread run (12.0), listed most
+    threads first; a record without each run's threads keeps one mean over all its minutes,
+    (6.0 + 5.0 + 12.0) / 3 = 7.7."""
+    runs = [dict(minutes=6.0, omp_num_threads='2'), dict(minutes=12.0, omp_num_threads='1'),
+            dict(minutes=5.0, omp_num_threads='2')]
+    record = {'settings': {'row': {'runs': runs}}, 'minutes': {'row': [6.0, 12.0, 5.0]}}
+    assert benchmark_page.minutes_cell(record, 'row') == '5.5 (2); 12.0 (1)'
+    del runs[1]['omp_num_threads']
+    assert benchmark_page.minutes_cell(record, 'row') == '7.7'
+    assert benchmark_page.minutes_cell({'settings': {}, 'minutes': {}}, 'row') == 'n/a'
