@@ -46,8 +46,10 @@ def make_inputs(n: int, num_classes: int, device: str, dtype: torch.dtype,
 def benchmarked_losses(num_classes: int) -> Dict[str, torch.nn.Module]:
     """Every imbfocal loss of a detection head, as a config builds it, in training mode.
 
-    Counted losses get :func:`long_tailed_counts` (imbalance factor 100); EqualizedFocalLoss
-    starts from a random non-trivial state of its gradient statistics.
+    Counted losses get :func:`long_tailed_counts` (imbalance factor 100), AdaptiveFocalLoss
+    with its class weights (``beta=0.99``; its default ``beta=0`` runs the same computation
+    with every weight 1); EqualizedFocalLoss starts from a random non-trivial state of its
+    gradient statistics.
     """
     import imbfocal.losses as losses
     counts = long_tailed_counts(num_classes)
@@ -57,7 +59,7 @@ def benchmarked_losses(num_classes: int) -> Dict[str, torch.nn.Module]:
     efl.neg_grad.copy_(torch.rand(num_classes, generator=gen) * 4)
     modules = {
         'ClassBalancedFocalLoss': losses.ClassBalancedFocalLoss(class_counts=counts),
-        'AdaptiveFocalLoss': losses.AdaptiveFocalLoss(class_counts=counts),
+        'AdaptiveFocalLoss': losses.AdaptiveFocalLoss(class_counts=counts, beta=0.99),
         'DualFocalLoss': losses.DualFocalLoss(),
         'EqualizedFocalLoss': efl,
         'ParameterFreeLoss': losses.ParameterFreeLoss(),

@@ -49,8 +49,12 @@ def _runner(cfg_options: dict, work_dir, **overrides) -> Runner:
     return Runner.from_cfg(cfg)
 
 
+# AFL with class weights, so that the counts the hook fills and the checkpoint keeps weigh
+WEIGHTED = {'model.bbox_head.loss_cls.beta': 0.99}
+
+
 def test_resume_restores_iteration_and_loss_state(tmp_path, digits_lt_options):
-    first = _runner(digits_lt_options(), tmp_path)
+    first = _runner(digits_lt_options(**WEIGHTED), tmp_path)
     first.train()
     checkpoint = torch.load(tmp_path / 'epoch_1.pth', weights_only=True)  # torch>=2.6 default
     assert checkpoint['meta']['iter'] == ITERS_PER_EPOCH
@@ -62,8 +66,8 @@ def test_resume_restores_iteration_and_loss_state(tmp_path, digits_lt_options):
     assert int(state['bbox_head.loss_cls.agf_iter']) == ITERS_PER_EPOCH - 1
     torch.save(checkpoint, tmp_path / 'tampered.pth')
 
-    second = _runner(digits_lt_options(**{'train_cfg.max_epochs': 2}), tmp_path / 'resumed',
-                     resume=True, load_from=str(tmp_path / 'tampered.pth'))
+    second = _runner(digits_lt_options(**WEIGHTED, **{'train_cfg.max_epochs': 2}),
+                     tmp_path / 'resumed', resume=True, load_from=str(tmp_path / 'tampered.pth'))
     second.train()
     assert second.iter == 2 * ITERS_PER_EPOCH and second.epoch == 2
     loss_cls = second.model.bbox_head.loss_cls

@@ -122,7 +122,8 @@ class AdaptiveFocalLoss(AdaptiveGradientMixin, ClassBalancedFocalLoss):
         alpha: Weight of positives in ``alpha_t``, in ``[0, 1]``; negative disables it.
             Defaults to 0.25.
         beta: Effective-number hyper-parameter in ``[0, 1)``; 0 gives every class weight 1
-            (focal loss through the damping, no class counts needed). Defaults to 0.99.
+            (focal loss through the damping, no class counts needed), 0.99 the paper's
+            class-balanced form. Defaults to 0.
         weighting: How the class weights apply (``ClassBalancedFocalLoss``).
             Defaults to ``'positive'``.
         max_weight: Upper bound of the class weights, or None. Defaults to 2.
@@ -143,7 +144,7 @@ class AdaptiveFocalLoss(AdaptiveGradientMixin, ClassBalancedFocalLoss):
                  use_sigmoid: bool = True,
                  gamma: float = 2.0,
                  alpha: float = 0.25,
-                 beta: float = 0.99,
+                 beta: float = 0.0,
                  weighting: str = 'positive',
                  max_weight: Optional[float] = 2.0,
                  lam0: float = 4.0,

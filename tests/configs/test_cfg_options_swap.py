@@ -8,9 +8,10 @@ synthetic batch. ``docs/configs.md`` documents these same option strings (checke
 Which keys each swap needs (MMDetection's RetinaNet ``loss_cls`` is ``FocalLoss`` with
 ``use_sigmoid, gamma, alpha, loss_weight``):
 
-* ``ClassBalancedFocalLoss`` / ``AdaptiveFocalLoss`` accept all four keys: change ``type`` and
-  give ``class_counts`` (a training annotation file: ``custom_hooks`` holds a list of dicts,
-  which ``--cfg-options`` cannot express, so ``ClassCountsHook`` is for config files).
+* ``ClassBalancedFocalLoss`` / ``AdaptiveFocalLoss`` accept all four keys: change ``type``,
+  and for class weights give ``class_counts`` (a training annotation file: ``custom_hooks``
+  holds a list of dicts, which ``--cfg-options`` cannot express, so ``ClassCountsHook`` is for
+  config files). ``AdaptiveFocalLoss`` at its default ``beta=0`` has no class weights.
 * ``DualFocalLoss`` rejects ``alpha`` and ``EqualizedFocalLoss`` ``gamma``;
   ``ParameterFreeLoss`` takes both, but FocalLoss's values are not PF's own defaults:
   ``loss_cls._delete_=True`` drops the FocalLoss keys, and ``use_sigmoid=True`` must then be
@@ -42,14 +43,12 @@ COCO_TRAIN_ANN = 'data/coco/annotations/instances_train2017.json'
 HEAD = 'model.bbox_head'
 LOSS = f'{HEAD}.loss_cls'
 HEATMAP = f'{HEAD}.loss_center_heatmap'
-# (detector, loss) -> the options; the README shows the AFL rows with COUNTS for the file
+# (detector, loss) -> the options; the README shows the AFL rows (COUNTS for the file)
 SWAPS = {
     ('retinanet', 'ClassBalancedFocalLoss'): [
         f'{LOSS}.type=ClassBalancedFocalLoss', f'{LOSS}.class_counts={COCO_TRAIN_ANN}'
     ],
-    ('retinanet', 'AdaptiveFocalLoss'): [
-        f'{LOSS}.type=AdaptiveFocalLoss', f'{LOSS}.class_counts={COCO_TRAIN_ANN}'
-    ],
+    ('retinanet', 'AdaptiveFocalLoss'): [f'{LOSS}.type=AdaptiveFocalLoss'],
     ('retinanet', 'ParameterFreeLoss'): [
         f'{HEAD}.type=RetinaAllLevelsHead', f'{LOSS}._delete_=True',
         f'{LOSS}.type=ParameterFreeLoss', f'{LOSS}.use_sigmoid=True'
@@ -61,9 +60,7 @@ SWAPS = {
         f'{HEAD}.type=RetinaAllLevelsHead', f'{LOSS}._delete_=True',
         f'{LOSS}.type=EqualizedFocalLoss', f'{LOSS}.use_sigmoid=True'
     ],
-    ('fcos', 'AdaptiveFocalLoss'): [
-        f'{LOSS}.type=AdaptiveFocalLoss', f'{LOSS}.class_counts={COCO_TRAIN_ANN}'
-    ],
+    ('fcos', 'AdaptiveFocalLoss'): [f'{LOSS}.type=AdaptiveFocalLoss'],
     ('centernet', 'GaussianAdaptiveFocalLoss'): [
         f'{HEAD}.type=CenterNetPriorHead', f'{HEATMAP}.type=GaussianAdaptiveFocalLoss',
         f'{HEATMAP}.class_counts={COCO_TRAIN_ANN}'
@@ -111,8 +108,10 @@ def test_cfg_options_swap_trains(detector, loss_type, tmp_path, monkeypatch):
     if '_delete_=True' in ' '.join(SWAPS[detector, loss_type]):
         assert 'gamma' not in loss_cfg and 'alpha' not in loss_cfg
     loss = MODELS.build(loss_cfg)
-    if hasattr(loss, 'class_counts'):  # the class defaults, counted from the file
+    if 'class_counts' in loss_cfg:  # the class defaults, counted from the file
         assert loss.class_counts.sum() == 400 and loss.beta == 0.99
+    elif loss_type == 'AdaptiveFocalLoss':  # the damping alone: no counts, every class weighs 1
+        assert loss.beta == 0.0 and not loss.has_class_counts
     shrink_model(cfg.model)
     log_vars = train_and_predict(cfg)
     assert log_vars['loss_cls' if detector != 'centernet' else 'loss_center_heatmap'] > 0

@@ -110,10 +110,11 @@ def test_fair_section_pairs_the_damping_with_afl_on_val_and_introduces_3x(tmp_pa
     (tmp_path / 'lt100_fair_retinanet_3x_test.json').write_text(json.dumps(x3))
     section = benchmark_page.fair_section(str(tmp_path))
     damping_vs_afl = section.split('The damping alone paired with AFL')[1]
-    row = next(line for line in damping_vs_afl.splitlines() if line.startswith('| focal'))
+    row = next(line for line in damping_vs_afl.splitlines() if line.startswith('| **the damping'))
     assert row.split(' | ')[1:3] == ['2', '-0.5 ± 2.1'], row
     assert benchmark_page.FAIR_3X in section
-    assert '| **AFL, lam0 4 (default)** | 1 | +1.0 |' in section.split('Three times')[1]
+    assert ('| AFL with class weights (beta 0.99), lam0 4 | 1 | +1.0 |'
+            in section.split('Three times')[1])
 
 
 def test_fair_section_leaves_out_the_damping_against_afl_with_one_shared_seed(tmp_path):

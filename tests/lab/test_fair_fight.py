@@ -46,3 +46,13 @@ def test_report_takes_each_rows_finished_seeds_only(tmp_path):
     assert re.search(rf'--split test .*--losses focal --seeds 1 --tag {tuned} .*--report-only',
                      compared[0]), compared[0]
     assert lines[-1] == 'tools/benchmark_page.py'
+
+
+def test_the_afl_rows_keep_the_class_weights_they_ran_with():
+    """The afl rows ran when AdaptiveFocalLoss defaulted to beta 0.99; its default is now 0
+    (the damped rows), so every afl call pins beta 0.99 and the script reruns what ran."""
+    text = SCRIPT.read_text()
+    assert re.search(r'^AFL="\$L\.beta=0\.99 \$L\.lam0"$', text, re.M)
+    calls = [line for line in text.splitlines() if re.match(r'\s*(for .*do )?compare \S+ '
+                                                             r'\S+ afl ', line)]
+    assert len(calls) == 5 and all('$AFL=' in line for line in calls), calls

@@ -18,10 +18,14 @@ from imbfocal.losses import (
 )
 
 COUNTS = [500, 50, 5]
+# AFL with class weights (its default beta is 0: every class weighs 1), so that the damping
+# acts on a class-balanced loss whose weights differ
+WEIGHTED = dict(class_counts=COUNTS, beta=0.99)
 
 
 def cb_of_afl(**kwargs):
-    """CB-focal with AFL's default class weights (beta 0.99, max_weight 2)."""
+    """CB-focal with the class weights of ``AdaptiveFocalLoss(**WEIGHTED)`` (beta 0.99,
+    max_weight 2)."""
     return ClassBalancedFocalLoss(class_counts=COUNTS, max_weight=2.0, **kwargs)
 
 
@@ -57,15 +61,28 @@ def test_adaptive_gradient_function_values():
 
 def test_lam0_zero_and_finished_schedule_are_cb_focal():
     pred, labels = _inputs()
-    # CB-focal with AFL's class weights (beta 0.99, max_weight 2)
     cb = cb_of_afl()(pred, labels)
-    assert torch.equal(AdaptiveFocalLoss(class_counts=COUNTS, lam0=0.)(pred, labels), cb)
-    afl = AdaptiveFocalLoss(class_counts=COUNTS, lam0=3., agf_iters=10)
+    assert torch.equal(AdaptiveFocalLoss(**WEIGHTED, lam0=0.)(pred, labels), cb)
+    afl = AdaptiveFocalLoss(**WEIGHTED, lam0=3., agf_iters=10)
     for it in (10, 25):  # s = min(1, it / 10) = 1 -> lam_s = 0
         afl.agf_iter.fill_(it)
         assert torch.equal(afl(pred, labels), cb)
     # agf_iters = 0 means no warm-up at all.
-    assert torch.equal(AdaptiveFocalLoss(class_counts=COUNTS, agf_iters=0)(pred, labels), cb)
+    assert torch.equal(AdaptiveFocalLoss(**WEIGHTED, agf_iters=0)(pred, labels), cb)
+
+
+def test_default_is_focal_loss_through_the_damping_with_no_counts():
+    """At its defaults AFL has no class weights: beta 0 makes every class's effective number
+    (1 - 0^n) / (1 - 0) = 1, so no counts are needed, and with the damping off (lam0 0) it is
+    MMDetection's focal loss (gamma 2, alpha 0.25, mean over the 8 x 3 elements)."""
+    from mmdet.models.losses import FocalLoss
+    pred, labels = _inputs()
+    afl = AdaptiveFocalLoss(lam0=0.)
+    assert afl.beta == 0.0 and not afl.has_class_counts
+    torch.testing.assert_close(afl(pred, labels), FocalLoss()(pred, labels))
+    damped = AdaptiveFocalLoss(lam0=4.).eval()  # lam_s = 4 at s = 0
+    L = FocalLoss(reduction='none')(pred, labels)
+    torch.testing.assert_close(damped(pred, labels), torch.log1p(4 * L).mean() / 4)
 
 
 @pytest.mark.parametrize('lam0', [0.5, 1.0, 4.0])
@@ -75,7 +92,7 @@ def test_gradient_factor_at_start(lam0):
     # depends on x_ic alone, so grad of the sum is the element-wise derivative).
     pred, labels = _inputs()
     cb_fn = cb_of_afl(reduction='none')
-    afl_fn = AdaptiveFocalLoss(class_counts=COUNTS, lam0=lam0, reduction='none').eval()
+    afl_fn = AdaptiveFocalLoss(**WEIGHTED, lam0=lam0, reduction='none').eval()
     L = cb_fn(pred, labels)
     (grad_cb, ) = torch.autograd.grad(L.sum(), pred)
     A = afl_fn(pred, labels)
@@ -90,7 +107,7 @@ def test_schedule_is_linear_in_progress():
     # agf_iters = 100, lam0 = 2: at iter 25, s = 0.25 and lam_s = 2 * 0.75 = 1.5.
     pred, labels = _inputs()
     L = cb_of_afl(reduction='none')(pred, labels).detach()
-    afl = AdaptiveFocalLoss(class_counts=COUNTS, lam0=2., agf_iters=100, reduction='none').eval()
+    afl = AdaptiveFocalLoss(**WEIGHTED, lam0=2., agf_iters=100, reduction='none').eval()
     afl.agf_iter.fill_(25)
     torch.testing.assert_close(afl(pred, labels), torch.log1p(1.5 * L) / 1.5)
 
@@ -99,7 +116,7 @@ def test_progress_from_message_hub(running_hub):
     # iter 500 of agf_iters 1000 with lam0 = 2: lam_s = 2 * (1 - 0.5) = 1, A = log(1 + L).
     pred, labels = _inputs()
     L = cb_of_afl(reduction='none')(pred, labels).detach()
-    afl = AdaptiveFocalLoss(class_counts=COUNTS, lam0=2., agf_iters=1000, reduction='none')
+    afl = AdaptiveFocalLoss(**WEIGHTED, lam0=2., agf_iters=1000, reduction='none')
     running_hub.update_info('iter', 500)
     for _ in range(3):  # RetinaNet calls the loss once per level: the hub's iter holds
         torch.testing.assert_close(afl(pred, labels), torch.log1p(L))
@@ -113,7 +130,7 @@ def test_fraction_of_the_run_from_message_hub(running_hub):
     # agf_fraction 0.25 of max_iters 800: T = 200; at iter 50, s = 1/4, lam_s = 2 * 3/4 = 1.5.
     pred, labels = _inputs()
     L = cb_of_afl(reduction='none')(pred, labels).detach()
-    afl = AdaptiveFocalLoss(class_counts=COUNTS, lam0=2., agf_fraction=0.25, reduction='none')
+    afl = AdaptiveFocalLoss(**WEIGHTED, lam0=2., agf_fraction=0.25, reduction='none')
     running_hub.update_info('max_iters', 800)
     running_hub.update_info('iter', 50)
     torch.testing.assert_close(afl(pred, labels), torch.log1p(1.5 * L) / 1.5)
@@ -122,7 +139,7 @@ def test_fraction_of_the_run_from_message_hub(running_hub):
     assert torch.equal(afl(pred, labels), L)
     # the default schedule is lam0 4 over half of the run: T = 400, at iter 100
     # lam_s = 4 * 3/4 = 3
-    default = AdaptiveFocalLoss(class_counts=COUNTS, reduction='none')
+    default = AdaptiveFocalLoss(**WEIGHTED, reduction='none')
     running_hub.update_info('iter', 100)
     torch.testing.assert_close(default(pred, labels), torch.log1p(3 * L) / 3)
 
@@ -130,7 +147,7 @@ def test_fraction_of_the_run_from_message_hub(running_hub):
 def test_fraction_outside_a_runner_keeps_lam0_and_warns():
     pred, labels = _inputs()
     L = cb_of_afl(reduction='none')(pred, labels).detach()
-    afl = AdaptiveFocalLoss(class_counts=COUNTS, lam0=2., reduction='none')
+    afl = AdaptiveFocalLoss(**WEIGHTED, lam0=2., reduction='none')
     with pytest.warns(UserWarning, match='agf_iters'):
         value = afl(pred, labels)
     torch.testing.assert_close(value, torch.log1p(2 * L) / 2)
@@ -140,14 +157,14 @@ def test_finished_run_hub_is_not_read():
     # After a train loop RuntimeInfoHook pops loop_stage; a stale 'iter' must not be used.
     hub = MessageHub.get_instance(f'test_afl_stale_{uuid.uuid4().hex}')
     hub.update_info('iter', 10_000)
-    afl = AdaptiveFocalLoss(class_counts=COUNTS)
+    afl = AdaptiveFocalLoss(**WEIGHTED)
     afl(*_inputs())
     assert afl.agf_iter.item() == 1
 
 
 def test_counter_increments_in_training_mode_only():
     pred, labels = _inputs()
-    afl = AdaptiveFocalLoss(class_counts=COUNTS, lam0=1., agf_iters=4, reduction='none')
+    afl = AdaptiveFocalLoss(**WEIGHTED, lam0=1., agf_iters=4, reduction='none')
     L = cb_of_afl(reduction='none')(pred, labels).detach()
     # Forward k (k = 0, 1, ...) uses s = k / 4, then counts itself: lam_s = 1 - k / 4.
     for k in range(3):
@@ -166,7 +183,7 @@ def test_counter_increments_in_training_mode_only():
 
 
 def test_state_round_trip():
-    afl = AdaptiveFocalLoss(class_counts=COUNTS)
+    afl = AdaptiveFocalLoss(**WEIGHTED)
     for _ in range(7):
         afl(*_inputs())
     state = afl.state_dict()
@@ -218,10 +235,10 @@ def test_gaussian_lam0_zero_is_gaussian_cb():
 
 def test_invalid_schedule_arguments():
     with pytest.raises(ValueError, match='lam0'):
-        AdaptiveFocalLoss(class_counts=COUNTS, lam0=-1.)
+        AdaptiveFocalLoss(**WEIGHTED, lam0=-1.)
     with pytest.raises(ValueError, match='agf_iters'):
-        AdaptiveFocalLoss(class_counts=COUNTS, agf_iters=-5)
+        AdaptiveFocalLoss(**WEIGHTED, agf_iters=-5)
     with pytest.raises(ValueError, match='not both'):
-        AdaptiveFocalLoss(class_counts=COUNTS, agf_iters=10, agf_fraction=0.5)
+        AdaptiveFocalLoss(**WEIGHTED, agf_iters=10, agf_fraction=0.5)
     with pytest.raises(ValueError, match='agf_fraction'):
-        AdaptiveFocalLoss(class_counts=COUNTS, agf_fraction=1.5)
+        AdaptiveFocalLoss(**WEIGHTED, agf_fraction=1.5)
