@@ -56,31 +56,33 @@ compare() {  # compare SPLIT WORK_DIR LOSS SEEDS TAG [--lab|--log-gradients...] 
 }
 
 fight() {
-  # 1. focal loss's schedule on val: the 3 x 3 grid at seed 0; alpha 0.5 and lr 8e-3 (past the
-  #    grid's edge) at its best; seeds 1 and 2 for the best four; then lr 1.6e-2 and warm-up
-  #    600 around the new best at seed 0 (a single-seed candidate would get seeds 1 and 2 if
-  #    its seed 0 beat the leader's by more than the leader's seed spread)
+  # 1. focal loss's schedule on val, seed 0: the 3 x 3 grid; alpha 0.5 at its best (warm-up
+  #    400, lr 4e-3); lr 8e-3 past its edge, then lr 1.6e-2 and warm-up 600 around that (in
+  #    the loop); seeds 1 and 2 for the best two at seed 0 (warm-up 400 and 600 at lr 8e-3)
   for w in 100 200 400; do for lr in 0.001 0.002 0.004; do
     compare val "$runs" focal 0 "w$w-lr$lr-a0.25" -- $(sweep $w $lr 0.25)
   done; done
   compare val "$runs" focal 0 w400-lr0.004-a0.5 -- $(sweep 400 0.004 0.5)
-  compare val "$runs" focal 0 w400-lr0.008-a0.25 -- $(sweep 400 0.008 0.25)
-  for best in "200 0.002" "200 0.004" "400 0.004" "400 0.008"; do
+  compare val "$runs" focal 0 w400-lr0.016-a0.25 -- $(sweep 400 0.016 0.25)
+  for best in "400 0.008" "600 0.008"; do
     set -- $best
     compare val "$runs" focal "0 1 2" "w$1-lr$2-a0.25" -- $(sweep $1 $2 0.25)
   done
-  compare val "$runs" focal 0 w400-lr0.016-a0.25 -- $(sweep 400 0.016 0.25)
-  compare val "$runs" focal 0 w600-lr0.008-a0.25 -- $(sweep 600 0.008 0.25)
+  #    (the damping on the longer warm-up too: does a longer warm-up give what it gives?)
+  compare val "$runs" focal "0 1 2" w600-lr0.008-a0.25-damped --lab -- $(sweep 600 0.008 0.25) \
+    $L.type=DampedFocalLoss
   compare val "$runs" afl "0 1 2" "$T4-lam4.0" -- $RUNNER_UP $AFL=4.0
   compare val "$runs" focal 0 "$T4-damped" --lab -- $RUNNER_UP $L.type=DampedFocalLoss
   # 2. on the tuned schedule, val: AFL's lam0, and the controls at seed 0
   compare val "$runs" afl "0 1 2" "$T-lam4.0" -- $TUNED $AFL=4.0
   for lam0 in 2.0 8.0; do compare val "$runs" afl 0 "$T-lam$lam0" -- $TUNED $AFL=$lam0; done
-  #    (the damping alone at seeds 0-2 too: if it matches AFL on val, it is the simpler default)
+  #    (the damping alone at seeds 0-2 too: if it matches AFL on val, it is the simpler default;
+  #    the damping on positives only at seeds 0-1)
   for control in "${CONTROLS[@]}"; do
     set -- $control
     local name=$1; shift
-    local seeds=0; [ "$name" = damped ] && seeds="0 1 2"
+    local seeds=0
+    case $name in damped) seeds="0 1 2" ;; damped-pos) seeds="0 1" ;; esac
     compare val "$runs" focal "$seeds" "$T-$name" --lab -- $TUNED "$@"
   done
   # 3. test: the tuned focal loss and AFL (their gradients logged), and the closest controls
