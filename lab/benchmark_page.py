@@ -299,12 +299,17 @@ CONTROLS = [
 ]
 
 
+def afl_row(schedule: str, lam0: float = AFL_LAM0, suffix: str = '') -> Row:
+    """The row of AFL with class weights (the afl rows ran at beta 0.99) on ``schedule``."""
+    return Row(f'afl_{schedule}-lam{lam0}{suffix}',
+               f'AFL with class weights (beta 0.99), lam0 {lam0:g}')
+
+
 def fair_rows(lam0s: Sequence[float] = (2.0, 4.0, 8.0), suffix: str = '') -> List[Row]:
     """The tuned focal row, AFL's rows and the controls, on the tuned schedule."""
     rows = [Row(f'focal_{TUNED}{suffix}',
                 f'**focal loss, tuned schedule ({_sweep_label(TUNED)})**')]
-    rows += [Row(f'afl_{TUNED}-lam{lam0}{suffix}', f'AFL with class weights (beta 0.99), '
-                 f'lam0 {lam0:g}') for lam0 in lam0s]
+    rows += [afl_row(TUNED, lam0, suffix) for lam0 in lam0s]
     rows += [Row(f'focal_{TUNED}{control}{suffix}', label) for control, label in CONTROLS]
     return rows
 
@@ -336,12 +341,9 @@ def fair_section(results_dir: str) -> str:
         parts.append(FAIR_NO_SWEEP)
     for schedule, title in OTHER_SCHEDULES:
         rows = [Row(f'focal_{schedule}', f'focal loss ({_sweep_label(schedule)})'),
-                Row(f'afl_{schedule}-lam{AFL_LAM0}',
-                    f'AFL with class weights (beta 0.99), lam0 {AFL_LAM0:g}'),
-                Row(f'focal_{schedule}-damped', CONTROLS[0][1])]
-        if val is None or rows[0].key not in val['runs']:
-            continue
-        if any(row.key in val['runs'] for row in rows[1:]):
+                afl_row(schedule), Row(f'focal_{schedule}-damped', CONTROLS[0][1])]
+        if (val is not None and rows[0].key in val['runs']
+                and any(row.key in val['runs'] for row in rows[1:])):
             parts.append(f'### On {title}, val split\n')
             parts.append(metrics_table(val, rows))
             parts.append('Paired with focal loss on this schedule, seed by seed:\n')
